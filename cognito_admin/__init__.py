@@ -1,0 +1,5 @@
+"""Cognito directory mirror project."""
+
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

@@ -1,0 +1,298 @@
+"""The mirror: Cognito user pools, app clients, groups and users, plus sync runs and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class UserStatus(models.TextChoices):
+    UNCONFIRMED = "UNCONFIRMED"
+    CONFIRMED = "CONFIRMED"
+    FORCE_CHANGE_PASSWORD = "FORCE_CHANGE_PASSWORD"
+    RESET_REQUIRED = "RESET_REQUIRED"
+    EXTERNAL_PROVIDER = "EXTERNAL_PROVIDER"
+    ARCHIVED = "ARCHIVED"
+    COMPROMISED = "COMPROMISED"
+    UNKNOWN = "UNKNOWN"
+
+
+class MfaConfiguration(models.TextChoices):
+    OFF = "OFF"
+    ON = "ON", "ON (required)"
+    OPTIONAL = "OPTIONAL"
+
+
+class UserPool(models.Model):
+    """One Cognito user pool and its settings, as DescribeUserPool returned them."""
+
+    pool_id = models.CharField(max_length=55, unique=True)
+    region = models.CharField(max_length=32, db_index=True)
+    name = models.CharField(max_length=128, db_index=True)
+    arn = models.CharField(max_length=2048, blank=True)
+    status = models.CharField(max_length=32, blank=True)
+    # Sign-in identifiers.
+    username_attributes = models.JSONField(default=list, blank=True)
+    alias_attributes = models.JSONField(default=list, blank=True)
+    username_case_sensitive = models.BooleanField(null=True)
+    # Attribute schema (standard and custom), and what Cognito verifies.
+    schema = models.JSONField(default=list, blank=True)
+    auto_verified_attributes = models.JSONField(default=list, blank=True)
+    # Policies.
+    password_policy = models.JSONField(default=dict, blank=True)
+    mfa_configuration = models.CharField(
+        max_length=16, choices=MfaConfiguration.choices, default=MfaConfiguration.OFF
+    )
+    admin_create_user_config = models.JSONField(default=dict, blank=True)
+    allow_admin_create_user_only = models.BooleanField(default=False)
+    temporary_password_validity_days = models.PositiveIntegerField(null=True, blank=True)
+    verification_message_template = models.JSONField(default=dict, blank=True)
+    email_configuration = models.JSONField(default=dict, blank=True)
+    sms_configuration = models.JSONField(default=dict, blank=True)
+    lambda_config = models.JSONField(default=dict, blank=True)
+    user_attribute_update_settings = models.JSONField(default=dict, blank=True)
+    account_recovery_setting = models.JSONField(default=dict, blank=True)
+    deletion_protection = models.CharField(max_length=16, blank=True)
+    user_pool_tier = models.CharField(max_length=16, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    estimated_number_of_users = models.PositiveIntegerField(default=0)
+    remote_created_at = models.DateTimeField(null=True, blank=True)
+    remote_modified_at = models.DateTimeField(null=True, blank=True)
+    # Mirror bookkeeping.
+    raw = models.JSONField(default=dict, blank=True, help_text="DescribeUserPool's UserPool record.")
+    content_hash = models.CharField(max_length=64, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pool_id"]
+        verbose_name = "user pool"
+        permissions = [("sync_userpool", "Can start a sync of a user pool")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pool_id})"
+
+    @property
+    def required_attributes(self) -> list[str]:
+        return [a["Name"] for a in self.schema if a.get("Required")]
+
+    @property
+    def custom_attributes(self) -> list[str]:
+        return [a["Name"] for a in self.schema if a["Name"].startswith("custom:")]
+
+    @property
+    def sign_in_identifiers(self) -> list[str]:
+        if self.username_attributes:
+            return list(self.username_attributes)
+        return ["username", *self.alias_attributes]
+
+
+class AppClient(models.Model):
+    """An app client of a pool. Whether it has a secret is kept; the secret never is."""
+
+    pool = models.ForeignKey(UserPool, on_delete=models.CASCADE, related_name="app_clients")
+    client_id = models.CharField(max_length=128, unique=True)
+    name = models.CharField(max_length=128)
+    has_secret = models.BooleanField(default=False)
+    explicit_auth_flows = models.JSONField(default=list, blank=True)
+    refresh_token_validity = models.PositiveIntegerField(null=True, blank=True)
+    access_token_validity = models.PositiveIntegerField(null=True, blank=True)
+    id_token_validity = models.PositiveIntegerField(null=True, blank=True)
+    token_validity_units = models.JSONField(default=dict, blank=True)
+    auth_session_validity = models.PositiveIntegerField(null=True, blank=True)
+    read_attributes = models.JSONField(default=list, blank=True)
+    write_attributes = models.JSONField(default=list, blank=True)
+    callback_urls = models.JSONField(default=list, blank=True)
+    logout_urls = models.JSONField(default=list, blank=True)
+    default_redirect_uri = models.CharField(max_length=1024, blank=True)
+    allowed_oauth_flows = models.JSONField(default=list, blank=True)
+    allowed_oauth_scopes = models.JSONField(default=list, blank=True)
+    allowed_oauth_flows_user_pool_client = models.BooleanField(default=False)
+    supported_identity_providers = models.JSONField(default=list, blank=True)
+    prevent_user_existence_errors = models.CharField(max_length=16, blank=True)
+    enable_token_revocation = models.BooleanField(null=True)
+    enable_propagate_additional_user_context_data = models.BooleanField(null=True)
+    remote_created_at = models.DateTimeField(null=True, blank=True)
+    remote_modified_at = models.DateTimeField(null=True, blank=True)
+    raw = models.JSONField(
+        default=dict, blank=True, help_text="DescribeUserPoolClient's record, ClientSecret removed."
+    )
+    content_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["pool", "name"]
+        verbose_name = "app client"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.client_id})"
+
+
+class CognitoGroup(models.Model):
+    """A group of a pool."""
+
+    pool = models.ForeignKey(UserPool, on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(max_length=128)
+    description = models.CharField(max_length=2048, blank=True)
+    precedence = models.PositiveIntegerField(null=True, blank=True)
+    role_arn = models.CharField(max_length=2048, blank=True)
+    remote_created_at = models.DateTimeField(null=True, blank=True)
+    remote_modified_at = models.DateTimeField(null=True, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["pool", "precedence", "name"]
+        verbose_name = "group"
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "name"], name="directory_group_unique_per_pool")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CognitoUser(models.Model):
+    """A user of a pool: typed columns for what operators search, every attribute in `attributes`."""
+
+    pool = models.ForeignKey(UserPool, on_delete=models.CASCADE, related_name="users")
+    username = models.CharField(max_length=128)
+    sub = models.CharField(max_length=64, blank=True)
+    email = models.CharField(max_length=2048, blank=True)
+    email_verified = models.BooleanField(default=False)
+    phone_number = models.CharField(max_length=32, blank=True)
+    phone_number_verified = models.BooleanField(default=False)
+    name = models.CharField(max_length=2048, blank=True)
+    status = models.CharField(max_length=32, choices=UserStatus.choices, default=UserStatus.UNKNOWN)
+    enabled = models.BooleanField(default=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    mfa_options = models.JSONField(default=list, blank=True)
+    remote_created_at = models.DateTimeField(null=True, blank=True)
+    remote_modified_at = models.DateTimeField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    groups = models.ManyToManyField(
+        CognitoGroup, through="GroupMembership", related_name="users", blank=True
+    )
+
+    class Meta:
+        ordering = ["pool", "username"]
+        verbose_name = "user"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pool", "username"], name="directory_user_unique_per_pool"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["pool", "email"], name="directory_user_email"),
+            models.Index(fields=["pool", "phone_number"], name="directory_user_phone"),
+            models.Index(fields=["pool", "status"], name="directory_user_status"),
+            models.Index(fields=["sub"], name="directory_user_sub"),
+            models.Index(fields=["email"], name="directory_user_email_any"),
+            models.Index(
+                fields=["pool", "enabled"], name="directory_user_disabled", condition=Q(enabled=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class GroupMembership(models.Model):
+    """A user's membership of a group."""
+
+    group = models.ForeignKey(CognitoGroup, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(CognitoUser, on_delete=models.CASCADE, related_name="memberships")
+
+    class Meta:
+        verbose_name = "group membership"
+        constraints = [
+            models.UniqueConstraint(fields=["group", "user"], name="directory_membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.group_id}"
+
+
+class SyncRun(models.Model):
+    """One pull of one pool: progress while it runs, counts and the reason when it ends."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    pool = models.ForeignKey(UserPool, on_delete=models.CASCADE, related_name="sync_runs")
+    correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=16, default="worker")
+    actor = models.CharField(max_length=150, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    phase = models.CharField(max_length=32, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    seen = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "sync run"
+
+    def __str__(self) -> str:
+        return f"sync of {self.pool_id} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+    @property
+    def duration(self):
+        if self.finished_at and self.started_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class AuditEvent(models.Model):
+    """One change, wherever it came from. Append-only: database triggers refuse UPDATE and DELETE.
+
+    It holds no foreign keys on purpose: deleting a pool or an operator must not
+    cascade into (or rewrite) the audit log, so objects are named by their remote ids.
+    """
+
+    class Source(models.TextChoices):
+        ADMIN = "admin"
+        SYNC = "sync"
+        WORKER = "worker"
+        COMMAND = "command"
+
+    class Outcome(models.TextChoices):
+        OK = "ok"
+        FAILED = "failed"
+        CONFLICT = "conflict"
+        PENDING = "pending"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, blank=True, help_text="Operator username; blank for the system.")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    action = models.CharField(max_length=32, db_index=True)
+    object_type = models.CharField(max_length=32, db_index=True)
+    object_id = models.CharField(max_length=256, db_index=True)
+    object_repr = models.CharField(max_length=256, blank=True)
+    pool_id = models.CharField(max_length=55, blank=True, db_index=True)
+    changes = models.JSONField(default=dict, blank=True, help_text="field -> [before, after]")
+    detail = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
+    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit event"
+        indexes = [models.Index(fields=["object_type", "object_id", "-created_at"], name="directory_audit_object")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type} {self.object_id}"
+
+    @property
+    def actor_display(self) -> str:
+        return self.actor or "system"

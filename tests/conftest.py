@@ -1,0 +1,89 @@
+"""Shared fixtures: a moto Cognito server on 127.0.0.1, boto3 pointed at it, service checks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import urllib.request
+from urllib.parse import urlparse
+
+import pytest
+
+# Never reach real AWS from tests, whatever the developer's environment holds.
+for _key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_key, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_REGION"] = "us-east-1"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+os.environ["MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY"] = "HASH"
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip locally when a real service is missing; fail under CI, where it must be there."""
+    message = f"{name} is required for this test: {reason}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith("redis://"):
+        url = "redis://127.0.0.1:6379/0"
+    parsed = urlparse(url)
+    if not _port_open(parsed.hostname or "127.0.0.1", parsed.port or 6379):
+        require_service("Redis", f"nothing answers at {url}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's server in a thread on a free loopback port; boto3 is pointed at it by env."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    previous = os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
+    os.environ["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"] = endpoint
+    from directory import gateway
+
+    gateway.reset_clients()
+    yield endpoint
+    server.stop()
+    if previous is None:
+        os.environ.pop("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", None)
+    else:
+        os.environ["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"] = previous
+    gateway.reset_clients()
+
+
+@pytest.fixture
+def cognito(moto_server):
+    """A boto3 cognito-idp client on a freshly reset moto server."""
+    import boto3
+
+    req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - loopback only
+    return boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=moto_server)
+
+
+@pytest.fixture(autouse=True)
+def _sync_progress_on_default_connection(settings):
+    settings.COGNITO_SYNC_PROGRESS_DB = "default"
