@@ -97,7 +97,7 @@ _clients_lock = threading.Lock()
 def client_config() -> Config:
     # `standard` retries Cognito's TooManyRequestsException with backoff; `legacy` does not.
     return Config(
-        retries={"mode": "standard", "max_attempts": 6},
+        retries={"mode": "standard", "total_max_attempts": 6},
         connect_timeout=5,
         read_timeout=30,
         max_pool_connections=20,

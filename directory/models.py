@@ -238,6 +238,7 @@ class SyncRun(models.Model):
     removed = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    summary = models.JSONField(default=dict, blank=True, help_text="Counts per kind of object.")
 
     class Meta:
         ordering = ["-started_at"]

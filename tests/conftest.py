@@ -17,7 +17,6 @@ os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_REGION"] = "us-east-1"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ["MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY"] = "HASH"
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

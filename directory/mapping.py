@@ -1,0 +1,274 @@
+"""Cognito JSON <-> model fields: pure functions, canonical JSON and content hashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# Keys that must never be kept anywhere (database, audit log, logs, task arguments).
+SECRET_KEYS = frozenset(
+    {
+        "ClientSecret",
+        "TemporaryPassword",
+        "Password",
+        "ProposedPassword",
+        "PreviousPassword",
+        "SecretHash",
+        "AccessToken",
+        "RefreshToken",
+        "IdToken",
+        "Session",
+        "SecretAccessKey",
+    }
+)
+
+# Attributes mirrored as typed columns on CognitoUser (the rest live in `attributes` only).
+USER_TYPED_ATTRIBUTES = {
+    "sub": "sub",
+    "email": "email",
+    "phone_number": "phone_number",
+    "name": "name",
+}
+_BOOL_ATTRIBUTES = {"email_verified": "email_verified", "phone_number_verified": "phone_number_verified"}
+
+
+def jsonable(value: Any) -> Any:
+    """Turn a boto3 structure into plain JSON types (datetimes become ISO 8601 strings)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def without_secrets(value: Any) -> Any:
+    """A copy of a structure with every secret-bearing key removed, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: without_secrets(v) for k, v in value.items() if k not in SECRET_KEYS}
+    if isinstance(value, list | tuple):
+        return [without_secrets(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(value: Any) -> str:
+    """sha256 of the canonical JSON of a mapped record: equal hashes mean nothing to write."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def to_datetime(value: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    return dt.datetime.fromisoformat(str(value))
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() == "true"
+
+
+# Pools ---------------------------------------------------------------------------------
+
+
+def pool_fields(record: Mapping[str, Any], *, region: str) -> dict[str, Any]:
+    """Model fields of a UserPool from DescribeUserPool's `UserPool`."""
+    raw = jsonable(without_secrets(record))
+    admin_create = raw.get("AdminCreateUserConfig") or {}
+    policies = raw.get("Policies") or {}
+    password_policy = policies.get("PasswordPolicy") or {}
+    validity = password_policy.get("TemporaryPasswordValidityDays")
+    if validity is None:
+        validity = admin_create.get("UnusedAccountValidityDays")
+    case = (raw.get("UsernameConfiguration") or {}).get("CaseSensitive")
+    return {
+        "pool_id": raw["Id"],
+        "region": region,
+        "name": raw.get("Name", ""),
+        "arn": raw.get("Arn", ""),
+        "status": raw.get("Status", "") or "",
+        "username_attributes": raw.get("UsernameAttributes") or [],
+        "alias_attributes": raw.get("AliasAttributes") or [],
+        "username_case_sensitive": case,
+        "schema": raw.get("SchemaAttributes") or [],
+        "auto_verified_attributes": raw.get("AutoVerifiedAttributes") or [],
+        "password_policy": password_policy,
+        "mfa_configuration": raw.get("MfaConfiguration") or "OFF",
+        "admin_create_user_config": admin_create,
+        "allow_admin_create_user_only": bool(admin_create.get("AllowAdminCreateUserOnly", False)),
+        "temporary_password_validity_days": validity,
+        "verification_message_template": raw.get("VerificationMessageTemplate") or {},
+        "email_configuration": raw.get("EmailConfiguration") or {},
+        "sms_configuration": {
+            k: raw[k]
+            for k in ("SmsConfiguration", "SmsVerificationMessage", "SmsAuthenticationMessage", "SmsConfigurationFailure")
+            if k in raw
+        },
+        "lambda_config": raw.get("LambdaConfig") or {},
+        "user_attribute_update_settings": raw.get("UserAttributeUpdateSettings") or {},
+        "account_recovery_setting": raw.get("AccountRecoverySetting") or {},
+        "deletion_protection": raw.get("DeletionProtection") or "",
+        "user_pool_tier": raw.get("UserPoolTier") or "",
+        "tags": raw.get("UserPoolTags") or {},
+        "estimated_number_of_users": int(raw.get("EstimatedNumberOfUsers") or 0),
+        "remote_created_at": to_datetime(raw.get("CreationDate")),
+        "remote_modified_at": to_datetime(raw.get("LastModifiedDate")),
+        "raw": raw,
+    }
+
+
+# The pool's estimate moves with every sign-up; it is shown but does not make a pool "changed".
+POOL_HASH_EXCLUDE = frozenset({"estimated_number_of_users", "raw"})
+
+
+def pool_hash(fields: Mapping[str, Any]) -> str:
+    return content_hash({k: v for k, v in fields.items() if k not in POOL_HASH_EXCLUDE})
+
+
+# App clients -----------------------------------------------------------------------------
+
+
+def client_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Model fields of an AppClient from DescribeUserPoolClient. The secret is dropped here."""
+    has_secret = bool(record.get("ClientSecret"))
+    raw = jsonable(without_secrets(record))
+    return {
+        "client_id": raw["ClientId"],
+        "name": raw.get("ClientName", ""),
+        "has_secret": has_secret,
+        "explicit_auth_flows": raw.get("ExplicitAuthFlows") or [],
+        "refresh_token_validity": raw.get("RefreshTokenValidity"),
+        "access_token_validity": raw.get("AccessTokenValidity"),
+        "id_token_validity": raw.get("IdTokenValidity"),
+        "token_validity_units": raw.get("TokenValidityUnits") or {},
+        "auth_session_validity": raw.get("AuthSessionValidity"),
+        "read_attributes": raw.get("ReadAttributes") or [],
+        "write_attributes": raw.get("WriteAttributes") or [],
+        "callback_urls": raw.get("CallbackURLs") or [],
+        "logout_urls": raw.get("LogoutURLs") or [],
+        "default_redirect_uri": raw.get("DefaultRedirectURI") or "",
+        "allowed_oauth_flows": raw.get("AllowedOAuthFlows") or [],
+        "allowed_oauth_scopes": raw.get("AllowedOAuthScopes") or [],
+        "allowed_oauth_flows_user_pool_client": bool(raw.get("AllowedOAuthFlowsUserPoolClient", False)),
+        "supported_identity_providers": raw.get("SupportedIdentityProviders") or [],
+        "prevent_user_existence_errors": raw.get("PreventUserExistenceErrors") or "",
+        "enable_token_revocation": raw.get("EnableTokenRevocation"),
+        "enable_propagate_additional_user_context_data": raw.get("EnablePropagateAdditionalUserContextData"),
+        "remote_created_at": to_datetime(raw.get("CreationDate")),
+        "remote_modified_at": to_datetime(raw.get("LastModifiedDate")),
+        "raw": raw,
+    }
+
+
+def record_hash(fields: Mapping[str, Any]) -> str:
+    return content_hash({k: v for k, v in fields.items() if k != "raw"})
+
+
+# Groups ------------------------------------------------------------------------------------
+
+
+def group_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    raw = jsonable(record)
+    return {
+        "name": raw["GroupName"],
+        "description": raw.get("Description") or "",
+        "precedence": raw.get("Precedence"),
+        "role_arn": raw.get("RoleArn") or "",
+        "remote_created_at": to_datetime(raw.get("CreationDate")),
+        "remote_modified_at": to_datetime(raw.get("LastModifiedDate")),
+        "raw": raw,
+    }
+
+
+# Users ---------------------------------------------------------------------------------------
+
+USER_FIELDS = (
+    "username",
+    "sub",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "name",
+    "status",
+    "enabled",
+    "attributes",
+    "mfa_options",
+    "remote_created_at",
+    "remote_modified_at",
+)
+
+
+def attributes_dict(items: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    return {a["Name"]: a.get("Value", "") for a in items or ()}
+
+
+def user_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Model fields of a CognitoUser from a ListUsers (`Attributes`) or AdminGetUser
+    (`UserAttributes`) record."""
+    attributes = attributes_dict(record.get("Attributes", record.get("UserAttributes")))
+    fields: dict[str, Any] = {
+        "username": record["Username"],
+        "status": record.get("UserStatus") or "UNKNOWN",
+        "enabled": bool(record.get("Enabled", True)),
+        "attributes": attributes,
+        "mfa_options": jsonable(record.get("MFAOptions") or []),
+        "remote_created_at": to_datetime(record.get("UserCreateDate")),
+        "remote_modified_at": to_datetime(record.get("UserLastModifiedDate")),
+    }
+    for attr, field in USER_TYPED_ATTRIBUTES.items():
+        fields[field] = attributes.get(attr, "")
+    for attr, field in _BOOL_ATTRIBUTES.items():
+        fields[field] = _truthy(attributes.get(attr, "false"))
+    return fields
+
+
+def user_hash(fields: Mapping[str, Any]) -> str:
+    return content_hash(fields)
+
+
+# Diffs ----------------------------------------------------------------------------------------
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any], *, skip: Iterable[str] = ("raw",)) -> dict:
+    """Field-level changes {field: [before, after]} between two field dicts (JSON-ready).
+
+    A user's `attributes` is diffed per attribute (`attributes.<name>`), so the audit log
+    says which attribute moved rather than repeating the whole dict.
+    """
+    skipped = set(skip)
+    changes: dict[str, list[Any]] = {}
+    for key in sorted(set(before) | set(after)):
+        if key in skipped:
+            continue
+        old, new = jsonable(before.get(key)), jsonable(after.get(key))
+        if old == new:
+            continue
+        if key == "attributes" and isinstance(old, dict | type(None)) and isinstance(new, dict | type(None)):
+            old, new = old or {}, new or {}
+            for attr in sorted(set(old) | set(new)):
+                if old.get(attr) != new.get(attr):
+                    changes[f"attributes.{attr}"] = [old.get(attr), new.get(attr)]
+            continue
+        changes[key] = [old, new]
+    return changes
+
+
+def model_values(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
+    return {f: getattr(obj, f) for f in fields}
