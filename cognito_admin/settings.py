@@ -140,12 +140,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -165,6 +166,11 @@ CELERY_BEAT_SCHEDULE = {
     "sync-all-pools": {
         "task": "directory.tasks.sync_all_pools",
         "schedule": timedelta(minutes=COGNITO_SYNC_INTERVAL_MINUTES),
+    },
+    # The outbox sweeper: re-sends changes whose message was lost or never sent.
+    "sweep-outbox": {
+        "task": "directory.tasks.sweep_outbox",
+        "schedule": timedelta(seconds=env.int("COGNITO_OUTBOX_SWEEP_SECONDS", default=30)),
     },
 }
 

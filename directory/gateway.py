@@ -130,6 +130,8 @@ class CognitoGateway:
 
     def __init__(self, region: str) -> None:
         self.region = region
+        # Retries botocore made (mostly throttling), summed over this gateway's calls.
+        self.retries = 0
 
     @property
     def client(self) -> Any:
@@ -137,9 +139,13 @@ class CognitoGateway:
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         try:
-            return _strip_metadata(getattr(self.client, operation)(**params))
+            response = getattr(self.client, operation)(**params)
         except Exception as exc:  # noqa: BLE001 - translated and re-raised
+            if isinstance(exc, ClientError):
+                self.retries += int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
             raise translate(exc, operation) from exc
+        self.retries += int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+        return _strip_metadata(response)
 
     def _paginate(self, operation: str, result_key: str, **params: Any) -> Iterator[list[dict[str, Any]]]:
         try:
@@ -195,3 +201,126 @@ class CognitoGateway:
         if filter:
             params["Filter"] = filter
         yield from self._paginate("list_users", "Users", **params)
+
+    def get_user(self, pool_id: str, username: str) -> dict[str, Any] | None:
+        """One user's ListUsers record, or None. Uses ListUsers with a username filter rather
+        than AdminGetUser, which Cognito bills as a monthly active user."""
+        escaped = username.replace("\\", "\\\\").replace('"', '\\"')
+        users = self._call("list_users", UserPoolId=pool_id, Filter=f'username = "{escaped}"', Limit=1)["Users"]
+        for user in users:
+            if user["Username"] == username:
+                return user
+        return None
+
+    # User writes -----------------------------------------------------------------------
+    def admin_update_user_attributes(self, pool_id: str, username: str, attributes: dict[str, str]) -> None:
+        self._call(
+            "admin_update_user_attributes",
+            UserPoolId=pool_id,
+            Username=username,
+            UserAttributes=[{"Name": k, "Value": v} for k, v in attributes.items()],
+        )
+
+    def admin_delete_user_attributes(self, pool_id: str, username: str, names: list[str]) -> None:
+        self._call("admin_delete_user_attributes", UserPoolId=pool_id, Username=username, UserAttributeNames=names)
+
+    def admin_set_user_enabled(self, pool_id: str, username: str, enabled: bool) -> None:
+        operation = "admin_enable_user" if enabled else "admin_disable_user"
+        self._call(operation, UserPoolId=pool_id, Username=username)
+
+    def admin_delete_user(self, pool_id: str, username: str) -> None:
+        self._call("admin_delete_user", UserPoolId=pool_id, Username=username)
+
+    def admin_reset_user_password(self, pool_id: str, username: str) -> None:
+        self._call("admin_reset_user_password", UserPoolId=pool_id, Username=username)
+
+    def admin_confirm_sign_up(self, pool_id: str, username: str) -> None:
+        self._call("admin_confirm_sign_up", UserPoolId=pool_id, Username=username)
+
+    def admin_add_user_to_group(self, pool_id: str, username: str, group: str) -> None:
+        self._call("admin_add_user_to_group", UserPoolId=pool_id, Username=username, GroupName=group)
+
+    def admin_remove_user_from_group(self, pool_id: str, username: str, group: str) -> None:
+        self._call("admin_remove_user_from_group", UserPoolId=pool_id, Username=username, GroupName=group)
+
+    def admin_list_groups_for_user(self, pool_id: str, username: str) -> list[str]:
+        names: list[str] = []
+        for page in self._paginate(
+            "admin_list_groups_for_user", "Groups", UserPoolId=pool_id, Username=username, Limit=60
+        ):
+            names.extend(g["GroupName"] for g in page)
+        return names
+
+    # Groups ----------------------------------------------------------------------------
+    def get_group(self, pool_id: str, name: str) -> dict[str, Any]:
+        return self._call("get_group", UserPoolId=pool_id, GroupName=name)["Group"]
+
+    def create_group(self, pool_id: str, name: str, **params: Any) -> dict[str, Any]:
+        return self._call("create_group", UserPoolId=pool_id, GroupName=name, **params)["Group"]
+
+    def update_group(self, pool_id: str, name: str, **params: Any) -> dict[str, Any]:
+        return self._call("update_group", UserPoolId=pool_id, GroupName=name, **params)["Group"]
+
+    def delete_group(self, pool_id: str, name: str) -> None:
+        self._call("delete_group", UserPoolId=pool_id, GroupName=name)
+
+    # Full-config updates -----------------------------------------------------------------
+    def update_user_pool(self, params: dict[str, Any]) -> None:
+        """UpdateUserPool with a complete request (see `full_update_request`)."""
+        self._call("update_user_pool", **params)
+
+    def update_user_pool_client(self, params: dict[str, Any]) -> dict[str, Any]:
+        """UpdateUserPoolClient with a complete request; the returned record has no secret."""
+        record = self._call("update_user_pool_client", **params).get("UserPoolClient", {})
+        record.pop("ClientSecret", None)
+        return record
+
+    def accepted_keys(self, operation: str) -> list[str]:
+        """Members of an operation's request shape, from botocore's service model, so
+        that keys AWS adds later are carried by full-config updates too."""
+        return list(self.client.meta.service_model.operation_model(operation).input_shape.members)
+
+
+# DescribeUserPool names a few things differently from UpdateUserPool's request.
+_DESCRIBE_TO_UPDATE_POOL = {"Id": "UserPoolId", "Name": "PoolName"}
+
+
+def full_update_request(operation: str, described: dict[str, Any], accepted: list[str]) -> dict[str, Any]:
+    """The complete UpdateUserPool / UpdateUserPoolClient request that leaves every setting
+    as `described` has it: every accepted key the description carries, nothing else.
+
+    UpdateUserPool(Client) resets every setting the request leaves out to its default, so
+    the request must always be built from a fresh Describe, never from a partial dict.
+    """
+    renames = _DESCRIBE_TO_UPDATE_POOL if operation == "UpdateUserPool" else {}
+    request: dict[str, Any] = {}
+    for key, value in described.items():
+        target = renames.get(key, key)
+        if target in accepted and value is not None:
+            request[target] = value
+    if operation == "UpdateUserPool":
+        # An empty SmsConfiguration/EmailConfiguration dict is refused; omit empties.
+        request = {k: v for k, v in request.items() if v != {}}
+    return request
+
+
+def service_enum(shape: str) -> set[str]:
+    """The allowed values of an enum shape in botocore's cognito-idp service model."""
+    return set(_service_model().shape_for(shape).enum)
+
+
+def service_shape(shape: str) -> Any:
+    return _service_model().shape_for(shape)
+
+
+_model_cache: dict[str, Any] = {}
+
+
+def _service_model() -> Any:
+    model = _model_cache.get("model")
+    if model is None:
+        import botocore.session
+
+        model = botocore.session.get_session().get_service_model(SERVICE)
+        _model_cache["model"] = model
+    return model

@@ -69,7 +69,10 @@ class UserPool(models.Model):
     class Meta:
         ordering = ["name", "pool_id"]
         verbose_name = "user pool"
-        permissions = [("sync_userpool", "Can start a sync of a user pool")]
+        permissions = [
+            ("sync_userpool", "Can start a sync of a user pool"),
+            ("edit_messages_userpool", "Can edit a pool's message templates"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.pool_id})"
@@ -178,6 +181,17 @@ class CognitoUser(models.Model):
     class Meta:
         ordering = ["pool", "username"]
         verbose_name = "user"
+        permissions = [
+            ("enable_cognitouser", "Can enable or disable users"),
+            ("reset_password_cognitouser", "Can reset users' passwords"),
+            ("confirm_cognitouser", "Can confirm users' sign-up"),
+            ("verify_cognitouser", "Can mark users' e-mail or phone verified"),
+            ("group_cognitouser", "Can add users to and remove users from groups"),
+            ("delete_in_cognito_cognitouser", "Can delete users in Cognito"),
+            ("resend_code_cognitouser", "Can resend codes and invitations"),
+            ("export_cognitouser", "Can export users as CSV"),
+            ("create_test_user_cognitouser", "Can create test users"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["pool", "username"], name="directory_user_unique_per_pool"
@@ -297,3 +311,82 @@ class AuditEvent(models.Model):
     @property
     def actor_display(self) -> str:
         return self.actor or "system"
+
+
+class BulkJob(models.Model):
+    """A bulk action on a selection of users, expanded into pending changes by a worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    pool = models.ForeignKey(UserPool, on_delete=models.CASCADE, related_name="bulk_jobs")
+    operation = models.CharField(max_length=64)
+    params = models.JSONField(default=dict, blank=True)
+    user_ids = models.JSONField(default=list, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "bulk job"
+
+    def __str__(self) -> str:
+        return f"{self.operation} on {self.total} user(s)"
+
+
+class PendingChange(models.Model):
+    """The outbox: one operator change on its way to Cognito. Never holds a secret."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPLYING = "applying"
+        APPLIED = "applied"
+        FAILED = "failed"
+        CONFLICT = "conflict"
+        DISCARDED = "discarded"
+
+    ACTIVE = (Status.PENDING, Status.APPLYING)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    pool = models.ForeignKey(UserPool, on_delete=models.CASCADE, related_name="pending_changes")
+    object_type = models.CharField(max_length=32)
+    object_key = models.CharField(max_length=256, help_text="Username, group name, client id or pool id.")
+    operation = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True, help_text="Desired values; never a secret.")
+    before = models.JSONField(default=dict, blank=True, help_text="Mirror values the change was based on.")
+    fields = models.JSONField(default=list, blank=True, help_text="Mirror fields a pull must not overwrite.")
+    base_version = models.CharField(max_length=64, blank=True, help_text="Content hash the change was based on.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    throttled = models.PositiveIntegerField(default=0, help_text="Throttling answers seen while applying.")
+    last_error = models.TextField(blank=True)
+    remote_values = models.JSONField(default=dict, blank=True, help_text="Cognito's values at a conflict.")
+    actor = models.CharField(max_length=150, blank=True)
+    correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    job = models.ForeignKey(BulkJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "pending change"
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="directory_change_status"),
+            models.Index(fields=["pool", "object_type", "object_key"], name="directory_change_object"),
+        ]
+        permissions = [
+            ("retry_pendingchange", "Can retry a failed or conflicting change"),
+            ("discard_pendingchange", "Can discard a pending change"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.object_key} ({self.status})"

@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from .gateway import CognitoThrottled, CognitoUnavailable
 from .models import UserPool
 
 logger = logging.getLogger(__name__)
@@ -31,3 +32,46 @@ def sync_all_pools() -> int:
     for pk in pks:
         sync_pool.delay(pk)
     return len(pks)
+
+
+@shared_task(
+    bind=True,
+    name="directory.tasks.apply_change",
+    # Throttling and unreachable Cognito are retried with exponential backoff; anything
+    # else is recorded as `failed` by the push itself. A change whose retries run out
+    # stays `pending` and the sweeper sends it again.
+    autoretry_for=(CognitoThrottled, CognitoUnavailable),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=8,
+)
+def apply_change(self, change_pk: int) -> str | None:
+    """Apply one outbox row to Cognito (idempotent: a redelivered change is applied once)."""
+    from .sync.push import apply_change as push
+
+    change = push(change_pk)
+    return change.status if change else None
+
+
+@shared_task(name="directory.tasks.sweep_outbox")
+def sweep_outbox() -> int:
+    """Re-enqueue changes still pending (a lost message, a broker that was down)."""
+    from .sync.push import pending_for_sweep
+
+    pks = pending_for_sweep()
+    for pk in pks:
+        apply_change.delay(pk)
+    return len(pks)
+
+
+@shared_task(name="directory.tasks.run_bulk_job")
+def run_bulk_job(job_pk: int) -> int | None:
+    """Expand a bulk action into pending changes, with progress on the BulkJob."""
+    from .models import BulkJob
+    from .services import bulk_job_run
+
+    job = BulkJob.objects.filter(pk=job_pk).exclude(status=BulkJob.Status.DONE).first()
+    if job is None:
+        return None
+    return bulk_job_run(job=job).processed

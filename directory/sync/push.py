@@ -1,0 +1,513 @@
+"""Outbox -> remote: apply one PendingChange to Cognito, at least once and idempotently.
+
+For every change the worker reads the remote object first and compares the fields the
+change touches with the values the operator saw (`before`) and wants (`after`):
+- already equal to `after`: the change was applied before (a redelivery) — nothing is sent;
+- different from `before`: someone else changed it since — `conflict`, Cognito's value is kept;
+- otherwise the call is made, the object is read again and the mirror updated from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import audit
+from ..gateway import (
+    CognitoError,
+    CognitoGateway,
+    CognitoNotFound,
+    CognitoThrottled,
+    CognitoUnavailable,
+    full_update_request,
+)
+from ..mapping import client_fields, group_fields, pool_fields, pool_hash, record_hash, user_fields, user_hash
+from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
+
+logger = logging.getLogger(__name__)
+
+State = dict[str, Any]
+RETRYABLE = (CognitoThrottled, CognitoUnavailable)
+
+
+class VerificationFailed(CognitoError):
+    """A full-config update moved settings it was not meant to touch."""
+
+
+def get_path(data: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)  # type: ignore[assignment]
+    return data
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    for part in parts[:-1]:
+        data = data.setdefault(part, {})
+    data[parts[-1]] = value
+
+
+# Reading remote state ----------------------------------------------------------------------------
+
+
+def _user_state(change: PendingChange, gw: CognitoGateway) -> State:
+    record = gw.get_user(change.pool.pool_id, change.object_key)
+    state: State = {}
+    fields = user_fields(record) if record else None
+    groups: list[str] | None = None
+    for field in change.fields:
+        if field == "exists":
+            state[field] = record is not None
+        elif fields is None:
+            state[field] = None
+        elif field.startswith("attributes."):
+            state[field] = fields["attributes"].get(field.split(".", 1)[1])
+        elif field.startswith("groups."):
+            if groups is None:
+                groups = gw.admin_list_groups_for_user(change.pool.pool_id, change.object_key)
+            state[field] = field.split(".", 1)[1] in groups
+        else:
+            state[field] = fields.get(field)
+    return state
+
+
+def _group_state(change: PendingChange, gw: CognitoGateway) -> State:
+    try:
+        fields = group_fields(gw.get_group(change.pool.pool_id, change.object_key))
+    except CognitoNotFound:
+        return {f: (False if f == "exists" else None) for f in change.fields}
+    return {f: (True if f == "exists" else fields.get(f)) for f in change.fields}
+
+
+def _client_state(change: PendingChange, gw: CognitoGateway) -> State:
+    described = gw.describe_user_pool_client(change.pool.pool_id, change.object_key)
+    described.pop("ClientSecret", None)
+    return {f: get_path(described, f) for f in change.fields}
+
+
+def _pool_state(change: PendingChange, gw: CognitoGateway) -> State:
+    described = gw.describe_user_pool(change.pool.pool_id)
+    return {f: _pool_value(described, f) for f in change.fields}
+
+
+def _pool_value(described: dict[str, Any], path: str) -> Any:
+    value = get_path(described, path)
+    if path == "DeletionProtection" and value is None:
+        return "INACTIVE"
+    if path == "AdminCreateUserConfig.AllowAdminCreateUserOnly" and value is None:
+        return False
+    return value
+
+
+# Calls -----------------------------------------------------------------------------------------------
+
+
+def _user_call(change: PendingChange, gw: CognitoGateway) -> None:
+    pool_id, username, after = change.pool.pool_id, change.object_key, change.payload["after"]
+    op = change.operation
+    if op == "user.update_attributes":
+        updates = {k.split(".", 1)[1]: v for k, v in after.items() if v is not None}
+        removals = [k.split(".", 1)[1] for k, v in after.items() if v is None]
+        if updates:
+            gw.admin_update_user_attributes(pool_id, username, updates)
+        if removals:
+            gw.admin_delete_user_attributes(pool_id, username, removals)
+    elif op == "user.set_enabled":
+        gw.admin_set_user_enabled(pool_id, username, bool(after["enabled"]))
+    elif op == "user.delete":
+        try:
+            gw.admin_delete_user(pool_id, username)
+        except CognitoNotFound:
+            pass  # already gone: the intent is met
+    elif op == "user.reset_password":
+        gw.admin_reset_user_password(pool_id, username)
+    elif op == "user.confirm_sign_up":
+        gw.admin_confirm_sign_up(pool_id, username)
+    elif op == "user.add_to_group":
+        gw.admin_add_user_to_group(pool_id, username, change.payload["group"])
+    elif op == "user.remove_from_group":
+        gw.admin_remove_user_from_group(pool_id, username, change.payload["group"])
+    else:  # pragma: no cover - guarded by HANDLERS
+        raise ValueError(op)
+
+
+def _group_call(change: PendingChange, gw: CognitoGateway) -> None:
+    pool_id, name, after = change.pool.pool_id, change.object_key, change.payload["after"]
+    params = {
+        "Description": after.get("description"),
+        "Precedence": after.get("precedence"),
+        "RoleArn": after.get("role_arn") or None,
+    }
+    params = {k: v for k, v in params.items() if v not in (None, "")}
+    if change.operation == "group.create":
+        gw.create_group(pool_id, name, **params)
+    elif change.operation == "group.update":
+        group = gw.get_group(pool_id, name)
+        # UpdateGroup resets what it is not given, like the pool update: carry the rest.
+        full = {k: group[k] for k in ("Description", "Precedence", "RoleArn") if group.get(k) is not None}
+        renames = {"description": "Description", "precedence": "Precedence", "role_arn": "RoleArn"}
+        for field, value in after.items():
+            if value in (None, ""):
+                full.pop(renames[field], None)
+            else:
+                full[renames[field]] = value
+        gw.update_group(pool_id, name, **full)
+    elif change.operation == "group.delete":
+        try:
+            gw.delete_group(pool_id, name)
+        except CognitoNotFound:
+            pass
+
+
+def _full_config_call(
+    change: PendingChange,
+    gw: CognitoGateway,
+    *,
+    operation: str,
+    describe: Callable[[], dict[str, Any]],
+    update: Callable[[dict[str, Any]], Any],
+) -> dict[str, Any]:
+    """Describe -> keep the accepted keys -> apply the change -> update -> describe -> verify."""
+    accepted = gw.accepted_keys(operation)
+    described = describe()
+    described.pop("ClientSecret", None)
+    request = full_update_request(operation, described, accepted)
+    for path, value in change.payload["after"].items():
+        set_path(request, path, copy.deepcopy(value))
+    update(request)
+    described_after = describe()
+    described_after.pop("ClientSecret", None)
+    before_request = full_update_request(operation, described, accepted)
+    after_request = full_update_request(operation, described_after, accepted)
+    intended = {path.split(".")[0] for path in change.payload["after"]}
+    moved = sorted(
+        key
+        for key in set(before_request) | set(after_request)
+        if key not in intended and before_request.get(key) != after_request.get(key)
+    )
+    # A nested key like Policies.PasswordPolicy: other members of the parent must not move either.
+    for path in change.payload["after"]:
+        top = path.split(".")[0]
+        if "." in path:
+            parent_before = copy.deepcopy(before_request.get(top) or {})
+            parent_after = copy.deepcopy(after_request.get(top) or {})
+            set_path({top: parent_before}, path, None)
+            set_path({top: parent_after}, path, None)
+            if parent_before != parent_after:
+                moved.append(top)
+    if moved:
+        raise VerificationFailed(
+            f"settings other than the intended ones changed: {', '.join(sorted(set(moved)))}",
+            code="VerificationFailed",
+            operation=operation,
+        )
+    return request
+
+
+def _client_call(change: PendingChange, gw: CognitoGateway) -> None:
+    pool_id, client_id = change.pool.pool_id, change.object_key
+    _full_config_call(
+        change,
+        gw,
+        operation="UpdateUserPoolClient",
+        describe=lambda: gw.describe_user_pool_client(pool_id, client_id),
+        update=gw.update_user_pool_client,
+    )
+
+
+def _pool_call(change: PendingChange, gw: CognitoGateway) -> None:
+    pool_id = change.pool.pool_id
+    _full_config_call(
+        change,
+        gw,
+        operation="UpdateUserPool",
+        describe=lambda: gw.describe_user_pool(pool_id),
+        update=gw.update_user_pool,
+    )
+
+
+# Mirror refresh ---------------------------------------------------------------------------------------
+
+
+def _refresh_user(change: PendingChange, gw: CognitoGateway) -> None:
+    pool = change.pool
+    record = gw.get_user(pool.pool_id, change.object_key)
+    user = CognitoUser.objects.filter(pool=pool, username=change.object_key).first()
+    if record is None:
+        if user is not None:
+            user.delete()
+        return
+    fields = user_fields(record)
+    if user is None:
+        user = CognitoUser(pool=pool)
+    for name, value in fields.items():
+        setattr(user, name, value)
+    user.content_hash = user_hash(fields)
+    user.save()
+    group_fields_ = [f for f in change.fields if f.startswith("groups.")]
+    if group_fields_:
+        remote = set(gw.admin_list_groups_for_user(pool.pool_id, change.object_key))
+        for field in group_fields_:
+            name = field.split(".", 1)[1]
+            group = CognitoGroup.objects.filter(pool=pool, name=name).first()
+            if group is None:
+                continue
+            if name in remote:
+                GroupMembership.objects.get_or_create(group=group, user=user)
+            else:
+                GroupMembership.objects.filter(group=group, user=user).delete()
+
+
+def _refresh_group(change: PendingChange, gw: CognitoGateway) -> None:
+    pool = change.pool
+    try:
+        fields = group_fields(gw.get_group(pool.pool_id, change.object_key))
+    except CognitoNotFound:
+        CognitoGroup.objects.filter(pool=pool, name=change.object_key).delete()
+        return
+    group = CognitoGroup.objects.filter(pool=pool, name=change.object_key).first() or CognitoGroup(pool=pool)
+    for name, value in fields.items():
+        setattr(group, name, value)
+    group.content_hash = record_hash(fields)
+    group.save()
+
+
+def _refresh_client(change: PendingChange, gw: CognitoGateway) -> None:
+    fields = client_fields(gw.describe_user_pool_client(change.pool.pool_id, change.object_key))
+    client = AppClient.objects.filter(client_id=change.object_key).first() or AppClient(pool=change.pool)
+    for name, value in fields.items():
+        setattr(client, name, value)
+    client.content_hash = record_hash(fields)
+    client.save()
+
+
+def _refresh_pool(change: PendingChange, gw: CognitoGateway) -> None:
+    pool = UserPool.objects.get(pk=change.pool_id)
+    fields = pool_fields(gw.describe_user_pool(pool.pool_id), region=pool.region)
+    for name, value in fields.items():
+        setattr(pool, name, value)
+    pool.content_hash = pool_hash(fields)
+    pool.save()
+
+
+@dataclass(frozen=True)
+class Handler:
+    state: Callable[[PendingChange, CognitoGateway], State]
+    call: Callable[[PendingChange, CognitoGateway], None]
+    refresh: Callable[[PendingChange, CognitoGateway], None]
+
+
+_USER = Handler(_user_state, _user_call, _refresh_user)
+_GROUP = Handler(_group_state, _group_call, _refresh_group)
+HANDLERS: dict[str, Handler] = {
+    "user.update_attributes": _USER,
+    "user.set_enabled": _USER,
+    "user.delete": _USER,
+    "user.reset_password": _USER,
+    "user.confirm_sign_up": _USER,
+    "user.add_to_group": _USER,
+    "user.remove_from_group": _USER,
+    "group.create": _GROUP,
+    "group.update": _GROUP,
+    "group.delete": _GROUP,
+    "client.update": Handler(_client_state, _client_call, _refresh_client),
+    "pool.update": Handler(_pool_state, _pool_call, _refresh_pool),
+}
+
+
+def _same(state: State, wanted: dict[str, Any]) -> bool:
+    return all(state.get(k) == v for k, v in wanted.items())
+
+
+def _claim(change_pk: int) -> PendingChange | None:
+    with transaction.atomic():
+        change = PendingChange.objects.select_for_update().select_related("pool").filter(pk=change_pk).first()
+        if change is None or change.status not in PendingChange.ACTIVE:
+            return None
+        change.status = PendingChange.Status.APPLYING
+        change.attempts += 1
+        change.save(update_fields=["status", "attempts", "updated_at"])
+        return change
+
+
+def apply_change(change_pk: int, *, gateway: CognitoGateway | None = None) -> PendingChange | None:
+    """Apply one outbox row to Cognito. Returns the change, or None when there was nothing to
+    do (unknown, or no longer pending). Raises only retryable errors (throttling, Cognito
+    unreachable), after putting the change back to `pending`."""
+    change = _claim(change_pk)
+    if change is None:
+        return None
+    gw = gateway or CognitoGateway(change.pool.region)
+    handler = HANDLERS[change.operation]
+    desired = change.payload["after"]
+    try:
+        state = handler.state(change, gw)
+        if _same(state, desired):
+            outcome, sent = PendingChange.Status.APPLIED, False
+        elif not _same(state, change.before):
+            outcome, sent = PendingChange.Status.CONFLICT, False
+        else:
+            handler.call(change, gw)
+            state = handler.state(change, gw)
+            outcome, sent = PendingChange.Status.APPLIED, True
+        with transaction.atomic():
+            handler.refresh(change, gw)
+            _finish(change, outcome, state=state, sent=sent, retries=gw.retries)
+    except RETRYABLE as exc:
+        PendingChange.objects.filter(pk=change.pk).update(
+            status=PendingChange.Status.PENDING,
+            last_error=str(exc),
+            throttled=change.throttled + gw.retries + 1,
+            updated_at=timezone.now(),
+        )
+        raise
+    except CognitoError as exc:
+        try:
+            with transaction.atomic():
+                handler.refresh(change, gw)
+        except CognitoError:
+            logger.warning("could not re-read %s after a failed change", change.object_key)
+        with transaction.atomic():
+            _finish(change, PendingChange.Status.FAILED, error=str(exc), retries=gw.retries)
+    change.refresh_from_db()
+    return change
+
+
+def _finish(
+    change: PendingChange,
+    status: str,
+    *,
+    state: State | None = None,
+    sent: bool = False,
+    error: str = "",
+    retries: int = 0,
+) -> None:
+    change.status = status
+    change.throttled += retries
+    change.last_error = error
+    if status == PendingChange.Status.APPLIED:
+        change.applied_at = timezone.now()
+    if status == PendingChange.Status.CONFLICT:
+        change.remote_values = state or {}
+        change.last_error = "Changed in Cognito since the edit was made; Cognito's value was kept."
+    change.save()
+    action = {"applied": "applied", "conflict": "conflict", "failed": "failed"}[status]
+    outcome = {"applied": audit.Outcome.OK, "conflict": audit.Outcome.CONFLICT, "failed": audit.Outcome.FAILED}[status]
+    if status == PendingChange.Status.CONFLICT:
+        changes = {
+            k: [change.before.get(k), (state or {}).get(k)] for k in change.fields
+        }
+    elif status == PendingChange.Status.APPLIED:
+        changes = {k: [change.before.get(k), (state or {}).get(k)] for k in change.fields}
+    else:
+        changes = {}
+    if status == PendingChange.Status.APPLIED and not sent and _already_audited(change):
+        return
+    audit.record(
+        action=action,
+        object_type=change.object_type,
+        object_id=change.object_key,
+        pool_id=change.pool.pool_id,
+        changes=changes,
+        detail={
+            "operation": change.operation,
+            "change": change.pk,
+            "attempts": change.attempts,
+            "retries": change.throttled,
+            "sent": sent,
+            **({"error": error} if error else {}),
+            **({"wanted": change.payload["after"]} if status == PendingChange.Status.CONFLICT else {}),
+        },
+        outcome=outcome,
+        source=audit.Source.WORKER,
+        actor=change.actor,
+        correlation_id=str(change.correlation_id),
+    )
+
+
+def _already_audited(change: PendingChange) -> bool:
+    from ..models import AuditEvent
+
+    return AuditEvent.objects.filter(correlation_id=str(change.correlation_id), action="applied").exists()
+
+
+def revert_mirror(change: PendingChange) -> None:
+    """Put the mirror back to the values a discarded change started from."""
+    pool = change.pool
+    before = change.before
+    if change.object_type == "user":
+        user = CognitoUser.objects.filter(pool=pool, username=change.object_key).first()
+        if user is None:
+            return
+        from ..services import _set_user_attribute
+
+        for field, value in before.items():
+            if field.startswith("attributes."):
+                _set_user_attribute(user, field.split(".", 1)[1], value)
+            elif field.startswith("groups."):
+                group = CognitoGroup.objects.filter(pool=pool, name=field.split(".", 1)[1]).first()
+                if group and value:
+                    GroupMembership.objects.get_or_create(group=group, user=user)
+                elif group:
+                    GroupMembership.objects.filter(group=group, user=user).delete()
+            elif field != "exists":
+                setattr(user, field, value)
+        user.save()
+    elif change.object_type == "group":
+        group = CognitoGroup.objects.filter(pool=pool, name=change.object_key).first()
+        if change.operation == "group.create" and group is not None:
+            group.delete()
+        elif group is not None:
+            for field, value in before.items():
+                if field != "exists":
+                    setattr(group, field, value)
+            group.save()
+    elif change.object_type == "app_client":
+        from ..services import CLIENT_EDITABLE
+
+        client = AppClient.objects.filter(client_id=change.object_key).first()
+        if client is None:
+            return
+        api_to_field = {v: k for k, v in CLIENT_EDITABLE.items()}
+        for key, value in before.items():
+            setattr(client, api_to_field[key], value)
+        client.save()
+    elif change.object_type == "pool":
+        pool = UserPool.objects.get(pk=pool.pk)
+        for key, value in before.items():
+            if key == "Policies.PasswordPolicy":
+                pool.password_policy = value
+                pool.temporary_password_validity_days = (value or {}).get("TemporaryPasswordValidityDays")
+            elif key == "MfaConfiguration":
+                pool.mfa_configuration = value
+            elif key == "AdminCreateUserConfig.AllowAdminCreateUserOnly":
+                pool.allow_admin_create_user_only = value
+            elif key == "DeletionProtection":
+                pool.deletion_protection = value
+        pool.save()
+
+
+def pending_for_sweep(*, older_than_seconds: int = 30, stale_applying_seconds: int = 900) -> list[int]:
+    """Changes the sweeper must send again: pending ones whose message may be lost, and
+    `applying` ones whose worker died long ago (the apply is idempotent)."""
+    now = timezone.now()
+    stale = PendingChange.objects.filter(
+        status=PendingChange.Status.APPLYING, updated_at__lt=now - timezone.timedelta(seconds=stale_applying_seconds)
+    )
+    stale.update(status=PendingChange.Status.PENDING)
+    return list(
+        PendingChange.objects.filter(
+            status=PendingChange.Status.PENDING,
+            updated_at__lt=now - timezone.timedelta(seconds=older_than_seconds),
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:5000]
+    )
