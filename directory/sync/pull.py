@@ -33,7 +33,7 @@ from ..mapping import (
     user_fields,
     user_hash,
 )
-from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, SyncRun, UserPool
+from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, PendingChange, SyncRun, UserPool
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class PullContext:
     groups: Counts = field(default_factory=Counts)
     memberships: Counts = field(default_factory=Counts)
     pool_change: str = "unchanged"
+    protected_users: dict[str, set[str]] = field(default_factory=dict)
     pages: int = 0
     seen: int = 0
 
@@ -247,6 +248,37 @@ def _fail(ctx: PullContext, exc: Exception) -> None:
     )
 
 
+def _protected(pool: UserPool, object_type: str, keys: list[str] | None = None) -> dict[str, set[str]]:
+    """Fields with an outbound change still on its way: a pull must not overwrite them."""
+    qs = PendingChange.objects.filter(pool=pool, object_type=object_type, status__in=PendingChange.ACTIVE)
+    if keys is not None:
+        qs = qs.filter(object_key__in=keys)
+    protected: dict[str, set[str]] = {}
+    for key, fields in qs.values_list("object_key", "fields"):
+        protected.setdefault(key, set()).update(fields)
+    return protected
+
+
+def _keep_local(fields: dict[str, Any], current: CognitoUser, keep: set[str]) -> dict[str, Any]:
+    merged = dict(fields)
+    attributes = dict(fields["attributes"])
+    for field in keep:
+        if field.startswith("attributes."):
+            name = field.split(".", 1)[1]
+            if name in current.attributes:
+                attributes[name] = current.attributes[name]
+            else:
+                attributes.pop(name, None)
+            typed = {"sub": "sub", "email": "email", "phone_number": "phone_number", "name": "name",
+                     "email_verified": "email_verified", "phone_number_verified": "phone_number_verified"}
+            if name in typed:
+                merged[typed[name]] = getattr(current, typed[name])
+        elif field in merged:
+            merged[field] = getattr(current, field)
+    merged["attributes"] = attributes
+    return merged
+
+
 # Pool --------------------------------------------------------------------------------------
 
 
@@ -256,6 +288,8 @@ def _pull_pool(ctx: PullContext) -> None:
     fields = pool_fields(ctx.gateway.describe_user_pool(pool.pool_id), region=pool.region)
     new_hash = pool_hash(fields)
     estimate = fields["estimated_number_of_users"]
+    if new_hash != pool.content_hash and _protected(pool, "pool", [pool.pool_id]):
+        return  # an operator's change to the settings is on its way; the next pull takes them
     if new_hash == pool.content_hash:
         if estimate != pool.estimated_number_of_users:
             # Informational only: not audited, not a change of the pool's settings.
@@ -298,6 +332,7 @@ def _reconcile_small(
 ) -> None:
     """Create, update and remove the few rows of a pool's clients or groups."""
     existing = {getattr(obj, key): obj for obj in model.objects.filter(pool=ctx.pool)}
+    protected = _protected(ctx.pool, object_type)
     events = []
     seen: set[str] = set()
     for fields in records:
@@ -305,7 +340,7 @@ def _reconcile_small(
         seen.add(ident)
         new_hash = record_hash(fields)
         current = existing.get(ident)
-        if current is not None and current.content_hash == new_hash:
+        if current is not None and (current.content_hash == new_hash or ident in protected):
             counts.unchanged += 1
             continue
         before = {} if current is None else model_values(current, fields.keys())
@@ -326,7 +361,7 @@ def _reconcile_small(
             )
         )
     for ident, obj in existing.items():
-        if ident in seen:
+        if ident in seen or ident in protected:
             continue
         before = model_values(obj, [f.name for f in model._meta.concrete_fields if f.name not in {"id", "pool", "raw"}])
         obj.delete()
@@ -364,6 +399,8 @@ def _pull_groups(ctx: PullContext) -> None:
 
 def _pull_users(ctx: PullContext) -> None:
     ctx.report("users")
+    # Outbound changes in flight are few; one query for the whole listing.
+    ctx.protected_users = _protected(ctx.pool, "user")
     seen = IdBitmap()
     for page in ctx.gateway.list_users(ctx.pool.pool_id):
         _apply_user_page(ctx, page, seen)
@@ -385,12 +422,15 @@ def _apply_user_page(ctx: PullContext, page: list[dict[str, Any]], seen: IdBitma
             "id", "content_hash", *USER_FIELDS
         )
     }
+    protected = ctx.protected_users
     to_create: list[CognitoUser] = []
     to_update: list[CognitoUser] = []
     events = []
     for username, fields in incoming.items():
         new_hash = user_hash(fields)
         current = existing.get(username)
+        if current is not None and username in protected and current.content_hash != new_hash:
+            fields = _keep_local(fields, current, protected[username])
         if current is None:
             to_create.append(CognitoUser(pool=ctx.pool, content_hash=new_hash, **fields))
             events.append(
@@ -466,6 +506,9 @@ def _remove_unseen_users(ctx: PullContext, seen: IdBitmap) -> None:
 
 def _pull_memberships(ctx: PullContext) -> None:
     ctx.report("memberships")
+    protected_users = {
+        username for username, fields in _protected(ctx.pool, "user").items() if any(f.startswith("groups.") for f in fields)
+    }
     for group in CognitoGroup.objects.filter(pool=ctx.pool).order_by("name"):
         seen = IdBitmap()
         for page in ctx.gateway.list_users_in_group(ctx.pool.pool_id, group.name):
@@ -476,7 +519,11 @@ def _pull_memberships(ctx: PullContext) -> None:
             current = dict(
                 GroupMembership.objects.filter(group=group, user_id__in=list(users)).values_list("user_id", "id")
             )
-            new = [GroupMembership(group=group, user_id=uid) for uid in users if uid not in current]
+            new = [
+                GroupMembership(group=group, user_id=uid)
+                for uid in users
+                if uid not in current and users[uid] not in protected_users
+            ]
             for membership_id in current.values():
                 seen.add(membership_id)
             ctx.memberships.unchanged += len(current)
@@ -492,7 +539,7 @@ def _pull_memberships(ctx: PullContext) -> None:
             .order_by("id")
             .values_list("id", "user__username")
             .iterator(chunk_size=5000)
-            if mid not in seen
+            if mid not in seen and username not in protected_users
         ]
         if stale:
             GroupMembership.objects.filter(id__in=[mid for mid, _ in stale]).delete()

@@ -1,0 +1,84 @@
+"""`cognito_emulator`: a local Cognito (moto + shims) on 127.0.0.1, optionally seeded and mirrored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from directory import emulator, gateway
+
+
+def _default_port() -> int:
+    return int(os.environ.get("COGNITO_EMULATOR_PORT") or 9229)
+
+
+class Command(BaseCommand):
+    help = "Run a local Cognito emulator on 127.0.0.1 until interrupted (dev tool)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=None, help="Port (default: $COGNITO_EMULATOR_PORT or 9229).")
+        parser.add_argument("--seed", choices=["demo"], help="Create demo pools, clients, groups and users.")
+        parser.add_argument(
+            "--mirror", action="store_true", help="Then run cognito_discover to pull the pools into the mirror."
+        )
+
+    def handle(self, *args: Any, port: int | None = None, seed: str | None = None, mirror: bool = False, **options):
+        port = _default_port() if port is None else port
+        try:
+            server = emulator.start_server(port=port)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on 127.0.0.1:{port}: {exc}") from exc
+
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.stdout.write(f"Cognito emulator listening on {server.endpoint}")
+            self.stdout.flush()
+            self._point_boto3_at(server.endpoint)
+            if seed == "demo":
+                self._seed()
+            if mirror:
+                self._mirror()
+            # Event.wait with a timeout keeps the main thread responsive to signals.
+            while not stop.wait(0.5):
+                pass
+            self.stdout.write("Cognito emulator stopping")
+        finally:
+            server.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _point_boto3_at(self, endpoint: str) -> None:
+        # moto accepts any credentials; fake ones keep boto3 from searching for real ones.
+        if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
+            os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+            os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+        os.environ["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"] = endpoint
+        gateway.reset_clients()
+
+    def _seed(self) -> None:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        started = time.monotonic()
+        summary = emulator.seed_demo(gateway.get_client(region))
+        self.stdout.write(f"Seeded demo data in {region} ({time.monotonic() - started:.1f} s):")
+        for name, info in summary.items():
+            state = "created" if info["created"] else "already there"
+            clients = ", ".join(info["clients"])
+            self.stdout.write(f"  {name:<13} {info['pool_id']}  users: {info['users']:<4} clients: {clients} ({state})")
+        self.stdout.flush()
+
+    def _mirror(self) -> None:
+        try:
+            call_command("cognito_discover", stdout=self.stdout, stderr=self.stderr)
+        except Exception as exc:  # noqa: BLE001 - the emulator keeps serving whatever the mirror does
+            # CommandError, an ImportError while cognito_discover is being written, a failed pull...
+            hint = " (has `manage.py migrate` been run?)" if isinstance(exc, DatabaseError) else ""
+            self.stderr.write(f"cognito_discover failed: {type(exc).__name__}: {exc}{hint}")
+        self.stdout.flush()
