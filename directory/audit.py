@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from .mapping import jsonable, without_secrets
@@ -55,3 +57,22 @@ def record_many(events: Sequence[AuditEvent], *, batch_size: int = 1000) -> int:
         return 0
     AuditEvent.objects.bulk_create(events, batch_size=batch_size)
     return len(events)
+
+
+_maintenance = threading.local()
+
+
+def sqlite_audit_locked() -> int:
+    """Called by the SQLite triggers: 1 (refuse) unless this thread is in `test_flush()`."""
+    return 0 if getattr(_maintenance, "active", False) else 1
+
+
+@contextmanager
+def test_flush() -> Iterator[None]:
+    """Lets Django's test flush empty the table on SQLite (PostgreSQL's flush is a TRUNCATE,
+    which the row triggers do not see). For the test suite only."""
+    _maintenance.active = True
+    try:
+        yield
+    finally:
+        _maintenance.active = False

@@ -203,6 +203,11 @@ class CognitoUser(models.Model):
             models.Index(fields=["pool", "status"], name="directory_user_status"),
             models.Index(fields=["sub"], name="directory_user_sub"),
             models.Index(fields=["email"], name="directory_user_email_any"),
+            # LIKE 'prefix%' can use these on PostgreSQL whatever the collation (ignored on SQLite).
+            models.Index(fields=["email"], name="directory_user_email_prefix", opclasses=["varchar_pattern_ops"]),
+            models.Index(
+                fields=["username"], name="directory_user_username_prefix", opclasses=["varchar_pattern_ops"]
+            ),
             models.Index(
                 fields=["pool", "enabled"], name="directory_user_disabled", condition=Q(enabled=False)
             ),

@@ -5,11 +5,13 @@ from django.db import migrations
 TABLE = "directory_auditevent"
 MESSAGE = "directory_auditevent is append-only"
 
+# directory_audit_locked() is registered on every Django SQLite connection (apps.py) and
+# answers 1; any other client has no such function, so its UPDATE/DELETE fails as well.
 SQLITE_UP = [
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE}
-        BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END;""",
+        WHEN directory_audit_locked() BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END;""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
-        BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END;""",
+        WHEN directory_audit_locked() BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END;""",
 ]
 SQLITE_DOWN = [f"DROP TRIGGER IF EXISTS {TABLE}_no_update;", f"DROP TRIGGER IF EXISTS {TABLE}_no_delete;"]
 

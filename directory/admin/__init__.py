@@ -1,0 +1,9 @@
+"""The operator UI: ModelAdmins for the mirror, registered on the default admin site."""
+
+from django.contrib import admin
+
+from . import audit, clients, groups, pools, runs, users  # noqa: F401 - registers the ModelAdmins
+
+admin.site.site_header = "Cognito directory"
+admin.site.site_title = "Cognito directory"
+admin.site.index_title = "Directory"

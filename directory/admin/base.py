@@ -1,0 +1,51 @@
+"""Shared base for the mirror's ModelAdmins."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+
+
+class MirrorAdmin(admin.ModelAdmin):
+    """Rows come from Cognito: never added or deleted here, and read-only until edits go through services.
+
+    Refusing change makes Django render the change page in its "view" mode (every
+    field read-only, no save buttons) and answer a POST with 403.
+    """
+
+    # Facet counts are one COUNT per filter choice; too costly on the big tables.
+    show_facets = admin.ShowFacets.NEVER
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        # Everything shown is read-only even if change is granted later, so JSON is
+        # never turned into a raw form field by accident.
+        declared = list(super().get_readonly_fields(request, obj))
+        fieldsets = self.get_fieldsets(request, obj) if self.fieldsets else []
+        return [*declared, *(f for f in flatten_fieldsets(fieldsets) if f not in declared)]
+
+
+class MirrorInline(admin.TabularInline):
+    """A read-only inline listing related rows with a link to their own page."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
