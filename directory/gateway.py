@@ -181,9 +181,7 @@ class CognitoGateway:
 
     def describe_user_pool_client(self, pool_id: str, client_id: str) -> dict[str, Any]:
         """The client record. The caller must drop `ClientSecret` before keeping it."""
-        return self._call("describe_user_pool_client", UserPoolId=pool_id, ClientId=client_id)[
-            "UserPoolClient"
-        ]
+        return self._call("describe_user_pool_client", UserPoolId=pool_id, ClientId=client_id)["UserPoolClient"]
 
     # Groups --------------------------------------------------------------------------
     def list_groups(self, pool_id: str) -> Iterator[list[dict[str, Any]]]:

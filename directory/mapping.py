@@ -117,7 +117,12 @@ def pool_fields(record: Mapping[str, Any], *, region: str) -> dict[str, Any]:
         "email_configuration": raw.get("EmailConfiguration") or {},
         "sms_configuration": {
             k: raw[k]
-            for k in ("SmsConfiguration", "SmsVerificationMessage", "SmsAuthenticationMessage", "SmsConfigurationFailure")
+            for k in (
+                "SmsConfiguration",
+                "SmsVerificationMessage",
+                "SmsAuthenticationMessage",
+                "SmsConfigurationFailure",
+            )
             if k in raw
         },
         "lambda_config": raw.get("LambdaConfig") or {},

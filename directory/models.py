@@ -42,9 +42,7 @@ class UserPool(models.Model):
     auto_verified_attributes = models.JSONField(default=list, blank=True)
     # Policies.
     password_policy = models.JSONField(default=dict, blank=True)
-    mfa_configuration = models.CharField(
-        max_length=16, choices=MfaConfiguration.choices, default=MfaConfiguration.OFF
-    )
+    mfa_configuration = models.CharField(max_length=16, choices=MfaConfiguration.choices, default=MfaConfiguration.OFF)
     admin_create_user_config = models.JSONField(default=dict, blank=True)
     allow_admin_create_user_only = models.BooleanField(default=False)
     temporary_password_validity_days = models.PositiveIntegerField(null=True, blank=True)
@@ -119,9 +117,7 @@ class AppClient(models.Model):
     enable_propagate_additional_user_context_data = models.BooleanField(null=True)
     remote_created_at = models.DateTimeField(null=True, blank=True)
     remote_modified_at = models.DateTimeField(null=True, blank=True)
-    raw = models.JSONField(
-        default=dict, blank=True, help_text="DescribeUserPoolClient's record, ClientSecret removed."
-    )
+    raw = models.JSONField(default=dict, blank=True, help_text="DescribeUserPoolClient's record, ClientSecret removed.")
     content_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
@@ -148,9 +144,7 @@ class CognitoGroup(models.Model):
     class Meta:
         ordering = ["pool", "precedence", "name"]
         verbose_name = "group"
-        constraints = [
-            models.UniqueConstraint(fields=["pool", "name"], name="directory_group_unique_per_pool")
-        ]
+        constraints = [models.UniqueConstraint(fields=["pool", "name"], name="directory_group_unique_per_pool")]
 
     def __str__(self) -> str:
         return self.name
@@ -174,9 +168,7 @@ class CognitoUser(models.Model):
     remote_created_at = models.DateTimeField(null=True, blank=True)
     remote_modified_at = models.DateTimeField(null=True, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
-    groups = models.ManyToManyField(
-        CognitoGroup, through="GroupMembership", related_name="users", blank=True
-    )
+    groups = models.ManyToManyField(CognitoGroup, through="GroupMembership", related_name="users", blank=True)
 
     class Meta:
         ordering = ["pool", "username"]
@@ -192,11 +184,7 @@ class CognitoUser(models.Model):
             ("export_cognitouser", "Can export users as CSV"),
             ("create_test_user_cognitouser", "Can create test users"),
         ]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["pool", "username"], name="directory_user_unique_per_pool"
-            )
-        ]
+        constraints = [models.UniqueConstraint(fields=["pool", "username"], name="directory_user_unique_per_pool")]
         indexes = [
             models.Index(fields=["pool", "email"], name="directory_user_email"),
             models.Index(fields=["pool", "phone_number"], name="directory_user_phone"),
@@ -205,12 +193,8 @@ class CognitoUser(models.Model):
             models.Index(fields=["email"], name="directory_user_email_any"),
             # LIKE 'prefix%' can use these on PostgreSQL whatever the collation (ignored on SQLite).
             models.Index(fields=["email"], name="directory_user_email_prefix", opclasses=["varchar_pattern_ops"]),
-            models.Index(
-                fields=["username"], name="directory_user_username_prefix", opclasses=["varchar_pattern_ops"]
-            ),
-            models.Index(
-                fields=["pool", "enabled"], name="directory_user_disabled", condition=Q(enabled=False)
-            ),
+            models.Index(fields=["username"], name="directory_user_username_prefix", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["pool", "enabled"], name="directory_user_disabled", condition=Q(enabled=False)),
         ]
 
     def __str__(self) -> str:
@@ -225,9 +209,7 @@ class GroupMembership(models.Model):
 
     class Meta:
         verbose_name = "group membership"
-        constraints = [
-            models.UniqueConstraint(fields=["group", "user"], name="directory_membership_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["group", "user"], name="directory_membership_unique")]
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.group_id}"

@@ -141,8 +141,16 @@ def cognito_user_update_attributes(
         _set_user_attribute(user, field.split(".", 1)[1], value)
     user.save()
     return _request(
-        pool=user.pool, object_type="user", object_key=user.username, operation="user.update_attributes",
-        before=before, after=after, actor=actor, base_version=base, source=source, object_repr=user.email,
+        pool=user.pool,
+        object_type="user",
+        object_key=user.username,
+        operation="user.update_attributes",
+        before=before,
+        after=after,
+        actor=actor,
+        base_version=base,
+        source=source,
+        object_repr=user.email,
     )
 
 
@@ -157,9 +165,17 @@ def cognito_user_set_enabled(
     user.enabled = enabled
     user.save(update_fields=["enabled"])
     return _request(
-        pool=user.pool, object_type="user", object_key=user.username, operation="user.set_enabled",
-        before={"enabled": not enabled}, after={"enabled": enabled}, actor=actor, base_version=base,
-        source=source, job=job, object_repr=user.email,
+        pool=user.pool,
+        object_type="user",
+        object_key=user.username,
+        operation="user.set_enabled",
+        before={"enabled": not enabled},
+        after={"enabled": enabled},
+        actor=actor,
+        base_version=base,
+        source=source,
+        job=job,
+        object_repr=user.email,
     )
 
 
@@ -172,9 +188,17 @@ def cognito_user_delete(
     if has_active_change(pool=user.pool, object_type="user", object_key=user.username, operation="user.delete"):
         return None
     return _request(
-        pool=user.pool, object_type="user", object_key=user.username, operation="user.delete",
-        before={"exists": True}, after={"exists": False}, actor=actor, base_version=user.content_hash,
-        source=source, job=job, object_repr=user.email,
+        pool=user.pool,
+        object_type="user",
+        object_key=user.username,
+        operation="user.delete",
+        before={"exists": True},
+        after={"exists": False},
+        actor=actor,
+        base_version=user.content_hash,
+        source=source,
+        job=job,
+        object_repr=user.email,
         payload={"snapshot": {"email": user.email, "sub": user.sub, "status": user.status}},
     )
 
@@ -193,9 +217,17 @@ def cognito_user_reset_password(
         )
     before = user.status
     return _request(
-        pool=user.pool, object_type="user", object_key=user.username, operation="user.reset_password",
-        before={"status": before}, after={"status": UserStatus.RESET_REQUIRED}, actor=actor,
-        base_version=user.content_hash, source=source, job=job, object_repr=user.email,
+        pool=user.pool,
+        object_type="user",
+        object_key=user.username,
+        operation="user.reset_password",
+        before={"status": before},
+        after={"status": UserStatus.RESET_REQUIRED},
+        actor=actor,
+        base_version=user.content_hash,
+        source=source,
+        job=job,
+        object_repr=user.email,
     )
 
 
@@ -205,14 +237,24 @@ def cognito_user_confirm_sign_up(
 ) -> PendingChange | None:
     """Confirm an UNCONFIRMED user's sign-up (AdminConfirmSignUp). Idempotent."""
     if user.status != UserStatus.UNCONFIRMED:
-        raise ValidationError({"status": [f"{user.username} is {user.status}; only UNCONFIRMED users can be confirmed."]})
+        raise ValidationError(
+            {"status": [f"{user.username} is {user.status}; only UNCONFIRMED users can be confirmed."]}
+        )
     base = user.content_hash
     user.status = UserStatus.CONFIRMED
     user.save(update_fields=["status"])
     return _request(
-        pool=user.pool, object_type="user", object_key=user.username, operation="user.confirm_sign_up",
-        before={"status": UserStatus.UNCONFIRMED}, after={"status": UserStatus.CONFIRMED}, actor=actor,
-        base_version=base, source=source, job=job, object_repr=user.email,
+        pool=user.pool,
+        object_type="user",
+        object_key=user.username,
+        operation="user.confirm_sign_up",
+        before={"status": UserStatus.UNCONFIRMED},
+        after={"status": UserStatus.CONFIRMED},
+        actor=actor,
+        base_version=base,
+        source=source,
+        job=job,
+        object_repr=user.email,
     )
 
 
@@ -233,15 +275,28 @@ def cognito_user_mark_verified(
     _set_user_attribute(user, f"{attribute}_verified", "true")
     user.save()
     return _request(
-        pool=user.pool, object_type="user", object_key=user.username, operation="user.update_attributes",
-        before={field: before}, after={field: "true"}, actor=actor, base_version=base, source=source, job=job,
+        pool=user.pool,
+        object_type="user",
+        object_key=user.username,
+        operation="user.update_attributes",
+        before={field: before},
+        after={field: "true"},
+        actor=actor,
+        base_version=base,
+        source=source,
+        job=job,
         object_repr=user.email,
     )
 
 
 @transaction.atomic
 def cognito_user_set_group(
-    *, user: CognitoUser, group: CognitoGroup, member: bool, actor: str, source: str = audit.Source.ADMIN,
+    *,
+    user: CognitoUser,
+    group: CognitoGroup,
+    member: bool,
+    actor: str,
+    source: str = audit.Source.ADMIN,
     job: BulkJob | None = None,
 ) -> PendingChange | None:
     """Add a user to a group or remove them (AdminAddUserToGroup / AdminRemoveUserFromGroup). Idempotent."""
@@ -256,10 +311,18 @@ def cognito_user_set_group(
         current.delete()
     field = f"groups.{group.name}"
     return _request(
-        pool=user.pool, object_type="user", object_key=user.username,
+        pool=user.pool,
+        object_type="user",
+        object_key=user.username,
         operation="user.add_to_group" if member else "user.remove_from_group",
-        before={field: not member}, after={field: member}, actor=actor, base_version=user.content_hash,
-        source=source, job=job, payload={"group": group.name}, object_repr=user.email,
+        before={field: not member},
+        after={field: member},
+        actor=actor,
+        base_version=user.content_hash,
+        source=source,
+        job=job,
+        payload={"group": group.name},
+        object_repr=user.email,
     )
 
 
@@ -270,8 +333,14 @@ _GROUP_FIELDS = ("description", "precedence", "role_arn")
 
 @transaction.atomic
 def cognito_group_create(
-    *, pool: UserPool, name: str, description: str = "", precedence: int | None = None, role_arn: str = "",
-    actor: str, source: str = audit.Source.ADMIN,
+    *,
+    pool: UserPool,
+    name: str,
+    description: str = "",
+    precedence: int | None = None,
+    role_arn: str = "",
+    actor: str,
+    source: str = audit.Source.ADMIN,
 ) -> PendingChange:
     """Create a group (CreateGroup). Idempotent: an identical group already there counts as created."""
     validate_group(name=name, description=description, precedence=precedence, role_arn=role_arn)
@@ -280,15 +349,25 @@ def cognito_group_create(
     CognitoGroup.objects.create(pool=pool, name=name, description=description, precedence=precedence, role_arn=role_arn)
     after = {"exists": True, "description": description, "precedence": precedence, "role_arn": role_arn}
     return _request(
-        pool=pool, object_type="group", object_key=name, operation="group.create",
+        pool=pool,
+        object_type="group",
+        object_key=name,
+        operation="group.create",
         before={"exists": False, "description": None, "precedence": None, "role_arn": None},
-        after=after, actor=actor, source=source,
+        after=after,
+        actor=actor,
+        source=source,
     )
 
 
 @transaction.atomic
 def cognito_group_update(
-    *, group: CognitoGroup, description: str, precedence: int | None, role_arn: str = "", actor: str,
+    *,
+    group: CognitoGroup,
+    description: str,
+    precedence: int | None,
+    role_arn: str = "",
+    actor: str,
     source: str = audit.Source.ADMIN,
 ) -> PendingChange | None:
     """Change a group's description, precedence or role (UpdateGroup). Idempotent."""
@@ -302,8 +381,15 @@ def cognito_group_update(
         setattr(group, key, value)
     group.save()
     return _request(
-        pool=group.pool, object_type="group", object_key=group.name, operation="group.update",
-        before=before, after=after, actor=actor, base_version=group.content_hash, source=source,
+        pool=group.pool,
+        object_type="group",
+        object_key=group.name,
+        operation="group.update",
+        before=before,
+        after=after,
+        actor=actor,
+        base_version=group.content_hash,
+        source=source,
     )
 
 
@@ -313,9 +399,16 @@ def cognito_group_delete(*, group: CognitoGroup, actor: str, source: str = audit
     if has_active_change(pool=group.pool, object_type="group", object_key=group.name, operation="group.delete"):
         return None
     return _request(
-        pool=group.pool, object_type="group", object_key=group.name, operation="group.delete",
-        before={"exists": True}, after={"exists": False}, actor=actor, base_version=group.content_hash,
-        source=source, payload={"members": group.memberships.count()},
+        pool=group.pool,
+        object_type="group",
+        object_key=group.name,
+        operation="group.delete",
+        before={"exists": True},
+        after={"exists": False},
+        actor=actor,
+        base_version=group.content_hash,
+        source=source,
+        payload={"members": group.memberships.count()},
     )
 
 
@@ -353,13 +446,17 @@ def validate_client_changes(client: AppClient, changes: dict[str, Any]) -> None:
         allowed = service_enum("ExplicitAuthFlowsType")
         bad = [f for f in flows if f not in allowed]
         if bad:
-            errors["explicit_auth_flows"] = [f"Unknown auth flow(s) {', '.join(bad)}; Cognito accepts {', '.join(sorted(allowed))}."]
+            errors["explicit_auth_flows"] = [
+                f"Unknown auth flow(s) {', '.join(bad)}; Cognito accepts {', '.join(sorted(allowed))}."
+            ]
     oauth = changes.get("allowed_oauth_flows")
     if oauth is not None:
         allowed = service_enum("OAuthFlowType")
         bad = [f for f in oauth if f not in allowed]
         if bad:
-            errors["allowed_oauth_flows"] = [f"Unknown OAuth flow(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}."]
+            errors["allowed_oauth_flows"] = [
+                f"Unknown OAuth flow(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}."
+            ]
     pue = changes.get("prevent_user_existence_errors")
     if pue not in (None, "") and pue not in service_enum("PreventUserExistenceErrorTypes"):
         errors["prevent_user_existence_errors"] = ["Must be ENABLED or LEGACY."]
@@ -377,7 +474,9 @@ def validate_client_changes(client: AppClient, changes: dict[str, Any]) -> None:
         unit = units.get(unit_key) or default_unit
         minutes = int(value) * _unit_minutes(unit)
         if not low <= minutes <= high:
-            errors[field] = [f"{field} {value} {unit} is outside Cognito's range ({low} minutes to {high // 1440} days)."]
+            errors[field] = [
+                f"{field} {value} {unit} is outside Cognito's range ({low} minutes to {high // 1440} days)."
+            ]
     for field in ("callback_urls", "logout_urls"):
         if changes.get(field):
             try:
@@ -403,8 +502,15 @@ def app_client_update(
         setattr(client, field, value)
     client.save()
     return _request(
-        pool=client.pool, object_type="app_client", object_key=client.client_id, operation="client.update",
-        before=before, after=after, actor=actor, base_version=client.content_hash, source=source,
+        pool=client.pool,
+        object_type="app_client",
+        object_key=client.client_id,
+        operation="client.update",
+        before=before,
+        after=after,
+        actor=actor,
+        base_version=client.content_hash,
+        source=source,
         object_repr=client.name,
     )
 
@@ -487,8 +593,15 @@ def user_pool_update(
         pool.deletion_protection = after["DeletionProtection"]
     pool.save()
     return _request(
-        pool=pool, object_type="pool", object_key=pool.pool_id, operation="pool.update",
-        before=before, after=after, actor=actor, base_version=pool.content_hash, source=source,
+        pool=pool,
+        object_type="pool",
+        object_key=pool.pool_id,
+        operation="pool.update",
+        before=before,
+        after=after,
+        actor=actor,
+        base_version=pool.content_hash,
+        source=source,
         object_repr=pool.name,
     )
 
@@ -500,7 +613,9 @@ def user_pool_update(
 def pending_change_retry(*, change: PendingChange, actor: str) -> PendingChange:
     """Send a failed or conflicting change again, based on what Cognito holds now. Audited."""
     if change.status not in {PendingChange.Status.FAILED, PendingChange.Status.CONFLICT}:
-        raise ValidationError({"status": [f"Only failed or conflicting changes can be retried (this one is {change.status})."]})
+        raise ValidationError(
+            {"status": [f"Only failed or conflicting changes can be retried (this one is {change.status})."]}
+        )
     previous = change.status
     if change.status == PendingChange.Status.CONFLICT and change.remote_values:
         change.before = {k: change.remote_values.get(k) for k in change.fields}
@@ -508,9 +623,16 @@ def pending_change_retry(*, change: PendingChange, actor: str) -> PendingChange:
     change.last_error = ""
     change.save()
     audit.record(
-        action="retried", object_type=change.object_type, object_id=change.object_key, pool_id=change.pool.pool_id,
-        changes={"status": [previous, "pending"]}, detail={"change": change.pk, "operation": change.operation},
-        source=audit.Source.ADMIN, actor=actor, outcome=audit.Outcome.PENDING, correlation_id=str(change.correlation_id),
+        action="retried",
+        object_type=change.object_type,
+        object_id=change.object_key,
+        pool_id=change.pool.pool_id,
+        changes={"status": [previous, "pending"]},
+        detail={"change": change.pk, "operation": change.operation},
+        source=audit.Source.ADMIN,
+        actor=actor,
+        outcome=audit.Outcome.PENDING,
+        correlation_id=str(change.correlation_id),
     )
     transaction.on_commit(lambda: enqueue_change(change.pk))
     return change
@@ -530,9 +652,15 @@ def pending_change_discard(*, change: PendingChange, actor: str) -> PendingChang
 
     revert_mirror(change)
     audit.record(
-        action="discarded", object_type=change.object_type, object_id=change.object_key, pool_id=change.pool.pool_id,
-        changes={"status": [previous, "discarded"]}, detail={"change": change.pk, "operation": change.operation},
-        source=audit.Source.ADMIN, actor=actor, correlation_id=str(change.correlation_id),
+        action="discarded",
+        object_type=change.object_type,
+        object_id=change.object_key,
+        pool_id=change.pool.pool_id,
+        changes={"status": [previous, "discarded"]},
+        detail={"change": change.pk, "operation": change.operation},
+        source=audit.Source.ADMIN,
+        actor=actor,
+        correlation_id=str(change.correlation_id),
     )
     return change
 
@@ -541,7 +669,9 @@ def pending_change_discard(*, change: PendingChange, actor: str) -> PendingChang
 
 BULK_OPERATIONS = {
     "enable": lambda user, actor, job, params: cognito_user_set_enabled(user=user, enabled=True, actor=actor, job=job),
-    "disable": lambda user, actor, job, params: cognito_user_set_enabled(user=user, enabled=False, actor=actor, job=job),
+    "disable": lambda user, actor, job, params: cognito_user_set_enabled(
+        user=user, enabled=False, actor=actor, job=job
+    ),
     "reset_password": lambda user, actor, job, params: cognito_user_reset_password(user=user, actor=actor, job=job),
     "confirm_sign_up": lambda user, actor, job, params: cognito_user_confirm_sign_up(user=user, actor=actor, job=job),
     "mark_email_verified": lambda user, actor, job, params: cognito_user_mark_verified(
@@ -565,8 +695,8 @@ def bulk_job_start(
     if operation not in BULK_OPERATIONS:
         raise ValidationError({"operation": [f"Unknown bulk operation {operation}."]})
     by_pool: dict[int, list[int]] = {}
-    for pool_id, user_id in users.values_list("pool_id", "id") if hasattr(users, "values_list") else (
-        (u.pool_id, u.pk) for u in users
+    for pool_id, user_id in (
+        users.values_list("pool_id", "id") if hasattr(users, "values_list") else ((u.pool_id, u.pk) for u in users)
     ):
         by_pool.setdefault(pool_id, []).append(user_id)
     jobs = []
@@ -578,9 +708,14 @@ def bulk_job_start(
                 pool_id=pool_id, operation=operation, params=params or {}, user_ids=ids, total=len(ids), actor=actor
             )
             audit.record(
-                action="bulk_requested", object_type="bulk_job", object_id=str(job.pk), pool_id=job.pool.pool_id,
-                detail={"operation": operation, "users": len(ids), **(params or {})}, source=audit.Source.ADMIN,
-                actor=actor, outcome=audit.Outcome.PENDING,
+                action="bulk_requested",
+                object_type="bulk_job",
+                object_id=str(job.pk),
+                pool_id=job.pool.pool_id,
+                detail={"operation": operation, "users": len(ids), **(params or {})},
+                source=audit.Source.ADMIN,
+                actor=actor,
+                outcome=audit.Outcome.PENDING,
             )
             jobs.append(job)
             transaction.on_commit(lambda pk=job.pk: _safe_delay(run_bulk_job, pk))
@@ -601,10 +736,10 @@ def bulk_job_run(*, job: BulkJob) -> BulkJob:
 
     BulkJob.objects.filter(pk=job.pk, status=BulkJob.Status.QUEUED).update(status=BulkJob.Status.RUNNING)
     operation = BULK_OPERATIONS[job.operation]
-    ids = job.user_ids[job.processed:]
+    ids = job.user_ids[job.processed :]
     errors: list[str] = []
     for start in range(0, len(ids), 100):
-        chunk = ids[start:start + 100]
+        chunk = ids[start : start + 100]
         skipped = 0
         for user in CognitoUser.objects.filter(pk__in=chunk).select_related("pool"):
             try:
@@ -622,4 +757,3 @@ def bulk_job_run(*, job: BulkJob) -> BulkJob:
     )
     job.refresh_from_db()
     return job
-

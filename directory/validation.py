@@ -52,7 +52,10 @@ def validate_user_attributes(pool: UserPool, attributes: dict[str, str], *, crea
             continue
         constraints = definition.get("StringAttributeConstraints") or {}
         if value and constraints:
-            low, high = int(constraints.get("MinLength") or 0), int(constraints.get("MaxLength") or MAX_ATTRIBUTE_LENGTH)
+            low, high = (
+                int(constraints.get("MinLength") or 0),
+                int(constraints.get("MaxLength") or MAX_ATTRIBUTE_LENGTH),
+            )
             if not low <= len(value) <= high:
                 errors.setdefault(name, []).append(
                     f"{name} must be between {low} and {high} characters (it has {len(value)})."
@@ -65,8 +68,10 @@ def validate_user_attributes(pool: UserPool, attributes: dict[str, str], *, crea
             except ValueError:
                 errors.setdefault(name, []).append(f"{name} must be a whole number.")
                 continue
-            if numbers.get("MinValue") and number < int(numbers["MinValue"]) or (
-                numbers.get("MaxValue") and number > int(numbers["MaxValue"])
+            if (
+                numbers.get("MinValue")
+                and number < int(numbers["MinValue"])
+                or (numbers.get("MaxValue") and number > int(numbers["MaxValue"]))
             ):
                 errors.setdefault(name, []).append(
                     f"{name} must be between {numbers.get('MinValue')} and {numbers.get('MaxValue')}."
@@ -98,8 +103,9 @@ def validate_user_attributes(pool: UserPool, attributes: dict[str, str], *, crea
 GROUP_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$", re.UNICODE)
 
 
-def validate_group(*, name: str | None = None, description: str = "", precedence: int | None = None,
-                   role_arn: str = "") -> None:
+def validate_group(
+    *, name: str | None = None, description: str = "", precedence: int | None = None, role_arn: str = ""
+) -> None:
     errors: dict[str, list[str]] = {}
     if name is not None and not GROUP_NAME.match(name):
         errors["name"] = ["Group name must be 1-128 letters, digits, spaces or + = , . @ - _."]

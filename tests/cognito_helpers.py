@@ -59,7 +59,12 @@ class _Raw:
 
 def error_response(code: str, message: str = "injected", status: int = 400) -> AWSResponse:
     body = json.dumps({"__type": code, "message": message}).encode()
-    return AWSResponse("https://cognito-idp.us-east-1.amazonaws.com/", status, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body))
+    return AWSResponse(
+        "https://cognito-idp.us-east-1.amazonaws.com/",
+        status,
+        {"Content-Type": "application/x-amz-json-1.1"},
+        _Raw(body),
+    )
 
 
 @contextmanager

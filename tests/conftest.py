@@ -19,6 +19,7 @@ os.environ["AWS_REGION"] = "us-east-1"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY"] = "HASH"
 
+
 def _allow_test_flush() -> None:
     """Transactional tests end with Django's flush; on SQLite that is a DELETE, which the
     audit log's append-only trigger refuses unless the flush is marked as such."""

@@ -12,7 +12,9 @@ from directory.models import CognitoUser, UserPool
 from tests.conftest import require_service
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"))
+SCREENSHOTS = Path(
+    os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots")
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

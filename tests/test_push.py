@@ -26,12 +26,17 @@ def mirrored(cognito, django_capture_on_commit_callbacks):
         UserAttributeUpdateSettings={"AttributesRequireVerificationBeforeUpdate": ["email"]},
         SmsConfiguration={"SnsCallerArn": "arn:aws:iam::123456789012:role/sns", "ExternalId": "x"},
         EmailConfiguration={"EmailSendingAccount": "COGNITO_DEFAULT"},
-        AdminCreateUserConfig={"AllowAdminCreateUserOnly": False,
-                               "InviteMessageTemplate": {"EmailSubject": "Welcome", "EmailMessage": "Hi {username} {####}"}},
+        AdminCreateUserConfig={
+            "AllowAdminCreateUserOnly": False,
+            "InviteMessageTemplate": {"EmailSubject": "Welcome", "EmailMessage": "Hi {username} {####}"},
+        },
     )
     client = cognito.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="spa", ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-        CallbackURLs=["https://app.example.com/cb"], RefreshTokenValidity=30,
+        UserPoolId=pool_id,
+        ClientName="spa",
+        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        CallbackURLs=["https://app.example.com/cb"],
+        RefreshTokenValidity=30,
     )["UserPoolClient"]
     cognito.create_group(UserPoolId=pool_id, GroupName="admins", Precedence=1)
     for i in range(3):
@@ -60,7 +65,9 @@ def test_attribute_edit_reaches_cognito_and_is_audited(cognito, mirrored, django
     assert attrs["name"] == "Zoë New" and attrs["custom:department"] == "sales"
     user.refresh_from_db()
     assert user.name == "Zoë New" and user.attributes["custom:department"] == "sales"
-    actions = list(AuditEvent.objects.filter(correlation_id=str(change.correlation_id)).values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(correlation_id=str(change.correlation_id)).values_list("action", flat=True)
+    )
     assert sorted(actions) == ["applied", "requested"]
     applied = AuditEvent.objects.get(correlation_id=str(change.correlation_id), action="applied")
     assert applied.changes["attributes.name"] == ["User 0", "Zoë New"] and applied.actor == "alice"
@@ -115,8 +122,13 @@ def test_pool_update_sends_every_setting(cognito, mirrored):
     client.meta.events.register("provide-client-params.cognito-identity-provider.UpdateUserPool", capture)
     try:
         change = services.user_pool_update(
-            pool=pool, changes={"mfa_configuration": "OFF", "deletion_protection": "INACTIVE",
-                                "password_policy": {"MinimumLength": 14}}, actor="dave"
+            pool=pool,
+            changes={
+                "mfa_configuration": "OFF",
+                "deletion_protection": "INACTIVE",
+                "password_policy": {"MinimumLength": 14},
+            },
+            actor="dave",
         )
         result = apply_change(change.pk)
     finally:
@@ -127,10 +139,21 @@ def test_pool_update_sends_every_setting(cognito, mirrored):
     assert request["DeletionProtection"] == "INACTIVE"
     assert request["Policies"]["PasswordPolicy"]["MinimumLength"] == 14
     assert request["Policies"]["PasswordPolicy"]["RequireUppercase"] is True
-    for key in ("LambdaConfig", "UserPoolTags", "AutoVerifiedAttributes", "AccountRecoverySetting",
-                "UserAttributeUpdateSettings", "SmsConfiguration", "EmailConfiguration", "MfaConfiguration"):
+    for key in (
+        "LambdaConfig",
+        "UserPoolTags",
+        "AutoVerifiedAttributes",
+        "AccountRecoverySetting",
+        "UserAttributeUpdateSettings",
+        "SmsConfiguration",
+        "EmailConfiguration",
+        "MfaConfiguration",
+    ):
         assert request[key] == described[key], key
-    assert request["AdminCreateUserConfig"]["InviteMessageTemplate"] == described["AdminCreateUserConfig"]["InviteMessageTemplate"]
+    assert (
+        request["AdminCreateUserConfig"]["InviteMessageTemplate"]
+        == described["AdminCreateUserConfig"]["InviteMessageTemplate"]
+    )
     pool.refresh_from_db()
     assert pool.password_policy["MinimumLength"] == 14 and pool.deletion_protection == "INACTIVE"
 
@@ -155,7 +178,9 @@ def test_groups_and_memberships(cognito, mirrored):
     user = CognitoUser.objects.get(pool=pool, username="user0")
     change = services.cognito_user_set_group(user=user, group=group, member=True, actor="f")
     assert apply_change(change.pk).status == "applied"
-    names = [g["GroupName"] for g in cognito.admin_list_groups_for_user(UserPoolId=pool.pool_id, Username="user0")["Groups"]]
+    names = [
+        g["GroupName"] for g in cognito.admin_list_groups_for_user(UserPoolId=pool.pool_id, Username="user0")["Groups"]
+    ]
     assert names == ["editors"]
     change = services.cognito_group_update(group=group, description="Editors", precedence=3, actor="f")
     assert apply_change(change.pk).status == "applied"
@@ -212,3 +237,27 @@ def test_throttled_push_lands_with_retries_counted(cognito, mirrored, monkeypatc
     event = AuditEvent.objects.get(correlation_id=str(change.correlation_id), action="applied")
     assert event.detail["retries"] == 3
     assert cognito.admin_get_user(UserPoolId=pool.pool_id, Username="user2")["Enabled"] is False
+
+
+def test_pull_does_not_overwrite_a_field_with_a_pending_change(cognito, mirrored):
+    pool, _ = mirrored
+    user = CognitoUser.objects.get(pool=pool, username="user1")
+    group = CognitoGroup.objects.get(pool=pool, name="admins")
+    services.cognito_user_update_attributes(user=user, attributes={"name": "Operator Value"}, actor="j")
+    services.cognito_user_set_group(user=user, group=group, member=True, actor="j")
+    cognito.admin_update_user_attributes(
+        UserPoolId=pool.pool_id,
+        Username="user1",
+        UserAttributes=[{"Name": "name", "Value": "Remote"}, {"Name": "custom:department", "Value": "ops"}],
+    )
+    assert sync_pool(pool=pool).status == "succeeded"
+    user.refresh_from_db()
+    assert user.name == "Operator Value"  # protected by the pending change
+    assert user.attributes["custom:department"] == "ops"  # other fields still pulled
+    assert GroupMembership.objects.filter(user=user, group=group).exists()  # pending add kept
+    # Once the changes are settled, the pull takes Cognito's values again.
+    for change in PendingChange.objects.filter(status="pending"):
+        apply_change(change.pk)
+    assert sync_pool(pool=pool).status == "succeeded"
+    user.refresh_from_db()
+    assert user.name == "Remote"

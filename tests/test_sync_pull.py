@@ -144,11 +144,10 @@ def test_second_sync_of_unchanged_pool_writes_nothing(big_remote):
     with CaptureQueriesContext(connection) as queries:
         run = sync_pool(pool=pool)
     assert run.status == SyncRun.Status.SUCCEEDED
-    writes = [
-        q["sql"] for q in queries.captured_queries if re.match(r"\s*(INSERT|UPDATE|DELETE)", q["sql"], re.I)
-    ]
+    writes = [q["sql"] for q in queries.captured_queries if re.match(r"\s*(INSERT|UPDATE|DELETE)", q["sql"], re.I)]
     offenders = [
-        sql for sql in writes
+        sql
+        for sql in writes
         if "directory_syncrun" not in sql and not re.search(r'UPDATE "directory_userpool" SET "last_synced_at"', sql)
     ]
     assert offenders == []
@@ -161,9 +160,7 @@ def test_remote_changes_are_reflected_exactly(cognito):
     remote = _populate(cognito, n_users=150)
     pool_id = remote["pool_id"]
     pool = _mirror(pool_id)
-    untouched = {
-        u.username: (u.content_hash, u.pk) for u in CognitoUser.objects.filter(pool=pool)
-    }
+    untouched = {u.username: (u.content_hash, u.pk) for u in CognitoUser.objects.filter(pool=pool)}
     deleted = [f"user{i:05d}" for i in (10, 11, 12)]
     renamed = {f"user{i:05d}": f"changed{i}@example.org" for i in (20, 21, 22, 23)}
     disabled = [f"user{i:05d}" for i in (30, 31)]
@@ -176,7 +173,9 @@ def test_remote_changes_are_reflected_exactly(cognito):
     for username in disabled:
         cognito.admin_disable_user(UserPoolId=pool_id, Username=username)
     cognito.update_user_pool_client(
-        UserPoolId=pool_id, ClientId=remote["spa"]["ClientId"], ExplicitAuthFlows=["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]
+        UserPoolId=pool_id,
+        ClientId=remote["spa"]["ClientId"],
+        ExplicitAuthFlows=["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"],
     )
     cognito.admin_remove_user_from_group(UserPoolId=pool_id, Username="user00001", GroupName="admins")
 
@@ -215,9 +214,9 @@ def test_remote_changes_are_reflected_exactly(cognito):
 
 def test_no_client_secret_anywhere_in_the_database(cognito):
     remote = _populate(cognito, n_users=5)
-    secret = cognito.describe_user_pool_client(
-        UserPoolId=remote["pool_id"], ClientId=remote["server"]["ClientId"]
-    )["UserPoolClient"]["ClientSecret"]
+    secret = cognito.describe_user_pool_client(UserPoolId=remote["pool_id"], ClientId=remote["server"]["ClientId"])[
+        "UserPoolClient"
+    ]["ClientSecret"]
     assert secret
     _mirror(remote["pool_id"])
     with connection.cursor() as cursor:

@@ -262,19 +262,25 @@ def _protected(pool: UserPool, object_type: str, keys: list[str] | None = None) 
 def _keep_local(fields: dict[str, Any], current: CognitoUser, keep: set[str]) -> dict[str, Any]:
     merged = dict(fields)
     attributes = dict(fields["attributes"])
-    for field in keep:
-        if field.startswith("attributes."):
-            name = field.split(".", 1)[1]
+    for path in keep:
+        if path.startswith("attributes."):
+            name = path.split(".", 1)[1]
             if name in current.attributes:
                 attributes[name] = current.attributes[name]
             else:
                 attributes.pop(name, None)
-            typed = {"sub": "sub", "email": "email", "phone_number": "phone_number", "name": "name",
-                     "email_verified": "email_verified", "phone_number_verified": "phone_number_verified"}
+            typed = {
+                "sub": "sub",
+                "email": "email",
+                "phone_number": "phone_number",
+                "name": "name",
+                "email_verified": "email_verified",
+                "phone_number_verified": "phone_number_verified",
+            }
             if name in typed:
                 merged[typed[name]] = getattr(current, typed[name])
-        elif field in merged:
-            merged[field] = getattr(current, field)
+        elif path in merged:
+            merged[path] = getattr(current, path)
     merged["attributes"] = attributes
     return merged
 
@@ -385,7 +391,9 @@ def _pull_clients(ctx: PullContext) -> None:
         client_fields(ctx.gateway.describe_user_pool_client(pool_id, summary["ClientId"]))
         for summary in ctx.gateway.list_user_pool_clients(pool_id)
     )
-    _reconcile_small(ctx, model=AppClient, key="client_id", object_type="app_client", records=records, counts=ctx.clients)
+    _reconcile_small(
+        ctx, model=AppClient, key="client_id", object_type="app_client", records=records, counts=ctx.clients
+    )
 
 
 def _pull_groups(ctx: PullContext) -> None:
@@ -507,7 +515,9 @@ def _remove_unseen_users(ctx: PullContext, seen: IdBitmap) -> None:
 def _pull_memberships(ctx: PullContext) -> None:
     ctx.report("memberships")
     protected_users = {
-        username for username, fields in _protected(ctx.pool, "user").items() if any(f.startswith("groups.") for f in fields)
+        username
+        for username, fields in _protected(ctx.pool, "user").items()
+        if any(f.startswith("groups.") for f in fields)
     }
     for group in CognitoGroup.objects.filter(pool=ctx.pool).order_by("name"):
         seen = IdBitmap()

@@ -402,9 +402,7 @@ def _finish(
     action = {"applied": "applied", "conflict": "conflict", "failed": "failed"}[status]
     outcome = {"applied": audit.Outcome.OK, "conflict": audit.Outcome.CONFLICT, "failed": audit.Outcome.FAILED}[status]
     if status == PendingChange.Status.CONFLICT:
-        changes = {
-            k: [change.before.get(k), (state or {}).get(k)] for k in change.fields
-        }
+        changes = {k: [change.before.get(k), (state or {}).get(k)] for k in change.fields}
     elif status == PendingChange.Status.APPLIED:
         changes = {k: [change.before.get(k), (state or {}).get(k)] for k in change.fields}
     else:

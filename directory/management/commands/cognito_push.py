@@ -40,8 +40,9 @@ class Command(BaseCommand):
                 if change is not None:
                     counts[change.status] = counts.get(change.status, 0) + 1
                     if change.status in {"failed", "conflict"}:
-                        self.stderr.write(f"change {pk} {change.operation} {change.object_key}: {change.status}: "
-                                          f"{change.last_error}")
+                        self.stderr.write(
+                            f"change {pk} {change.operation} {change.object_key}: {change.status}: {change.last_error}"
+                        )
             active = PendingChange.objects.filter(status__in=PendingChange.ACTIVE).count()
             if not wait or active == 0:
                 break

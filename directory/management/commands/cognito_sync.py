@@ -25,9 +25,7 @@ class Command(BaseCommand):
             found = {p.pool_id: p for p in UserPool.objects.filter(pool_id__in=pool_ids)}
             missing = [pid for pid in pool_ids if pid not in found]
             if missing:
-                raise CommandError(
-                    "unknown pool id(s): " + ", ".join(missing) + " (run cognito_discover first)"
-                )
+                raise CommandError("unknown pool id(s): " + ", ".join(missing) + " (run cognito_discover first)")
             pools = [found[pid] for pid in pool_ids]
         if not pools:
             self.stdout.write("No pools in the mirror; run cognito_discover first.")
