@@ -1,0 +1,50 @@
+# The two README commands: `make run` and `make test`. Needs only Python 3.11+ (set PYTHON=...).
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-dev run test lint ci clean distclean
+
+help:
+	@echo "make run      web + worker + beat (+ local Cognito emulator) on http://127.0.0.1:$${PORT:-8000}/admin/"
+	@echo "make test     the test suite (PYTEST_ARGS='-k foo' to select)"
+	@echo "make lint     ruff"
+	@echo "make ci       what CI runs (.ci/run)"
+	@echo "make clean    remove caches and test artifacts; distclean also removes var/ (local database, broker queue) and $(VENV)"
+
+$(VPY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required: make PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps: pip runs again only when a requirements file changes.
+$(VENV)/.installed-runtime: requirements.txt | $(VPY)
+	$(VPY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VPY)
+	$(VPY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@ $(VENV)/.installed-runtime
+
+install: $(VENV)/.installed-runtime
+install-dev: $(VENV)/.installed-dev
+
+run: $(VENV)/.installed-runtime
+	$(VPY) scripts/run.py
+
+test: $(VENV)/.installed-dev
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VPY) -m ruff check .
+
+ci:
+	bash .ci/run
+
+clean:
+	rm -rf .pytest_cache .ruff_cache test-artifacts
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf var $(VENV)

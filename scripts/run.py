@@ -1,0 +1,165 @@
+"""`make run`: migrate, make sure there is an admin login, then run web + worker + beat (+ emulator).
+
+Local mode (no AWS endpoint configured and no AWS credentials found) starts the Cognito
+emulator with demo pools and points boto3 at it; AWS mode talks to Cognito as boto3 is
+configured. See README.md, "make run".
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_ADMIN = ("admin", "admin", "admin@example.com")
+TRUE = {"1", "true", "yes", "on"}
+
+
+def load_dotenv() -> None:
+    """Read `.env` into the environment without overriding what the shell already set."""
+    if (BASE_DIR / ".env").is_file():
+        import environ
+
+        environ.Env.read_env(str(BASE_DIR / ".env"))
+
+
+def decide_mode(env: os._Environ | dict) -> str:
+    """'aws' when an endpoint is set or boto3's credential chain finds credentials, else 'local'.
+
+    COGNITO_LOCAL_MODE=true/false in the environment forces the choice (and skips the
+    credential lookup).
+    """
+    forced = env.get("COGNITO_LOCAL_MODE", "").strip().lower()
+    if forced:
+        return "local" if forced in TRUE else "aws"
+    if env.get("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"):
+        return "aws"
+    import boto3
+
+    return "aws" if boto3.Session().get_credentials() is not None else "local"
+
+
+def prepare_local(env: dict) -> None:
+    """Point boto3 at the emulator on 127.0.0.1 with throwaway credentials."""
+    port = env.setdefault("COGNITO_EMULATOR_PORT", "9229")
+    env["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"] = f"http://127.0.0.1:{port}"
+    env["AWS_ACCESS_KEY_ID"] = "testing"
+    env["AWS_SECRET_ACCESS_KEY"] = "testing"
+    for key in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+        env.pop(key, None)
+    env.setdefault("AWS_REGION", "us-east-1")
+    env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
+    env["COGNITO_LOCAL_MODE"] = "true"
+    env.setdefault("DJANGO_DEBUG", "true")
+
+
+def manage(*args: str, env: dict, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603 - our own manage.py with fixed arguments
+        [sys.executable, str(BASE_DIR / "manage.py"), *args],
+        cwd=BASE_DIR,
+        env=env,
+        check=check,
+        text=True,
+        capture_output=capture,
+    )
+
+
+def ensure_admin_login(env: dict, mode: str) -> str | None:
+    """createsuperuser --noinput from DJANGO_SUPERUSER_*; admin/admin in local mode when unset.
+
+    Returns the login to print, or None when no login was asked for.
+    """
+    user_env = dict(env)
+    username = env.get("DJANGO_SUPERUSER_USERNAME")
+    password = env.get("DJANGO_SUPERUSER_PASSWORD")
+    if not (username and password):
+        if mode != "local":
+            return None
+        username, password, email = LOCAL_ADMIN
+        user_env.update(
+            DJANGO_SUPERUSER_USERNAME=username,
+            DJANGO_SUPERUSER_PASSWORD=password,
+            DJANGO_SUPERUSER_EMAIL=email,
+        )
+        shown = f"{username} / {password}"
+    else:
+        # A real password is not echoed to the terminal (or to whatever logs it).
+        shown = f"{username} / (the password in DJANGO_SUPERUSER_PASSWORD)"
+    user_env.setdefault("DJANGO_SUPERUSER_EMAIL", f"{username}@example.com")
+    result = manage("createsuperuser", "--noinput", env=user_env, check=False, capture=True)
+    if result.returncode == 0:
+        return f"{shown}  (created now)"
+    if "already taken" in (result.stderr + result.stdout):
+        return f"{shown}  (already existed: its password was left as it was)"
+    sys.stderr.write(result.stdout + result.stderr)
+    raise SystemExit(f"make run: createsuperuser failed (exit {result.returncode})")
+
+
+def main() -> int:
+    os.chdir(BASE_DIR)
+    load_dotenv()
+    env = dict(os.environ)
+    # Procfile commands say `python` and `celery`: make them this venv's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("PORT", "8000")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    mode = decide_mode(env)
+    if mode == "local":
+        prepare_local(env)
+        procfile = "Procfile.local"
+    else:
+        procfile = "Procfile"
+        debug = env.get("DJANGO_DEBUG", "").strip().lower() in TRUE
+        if not debug and not env.get("DJANGO_SECRET_KEY"):
+            raise SystemExit("make run (AWS mode): set DJANGO_SECRET_KEY, or DJANGO_DEBUG=true for a local session.")
+
+    print(f"==> make run: {mode} mode", flush=True)
+    if mode == "aws":
+        endpoint = env.get("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER") or "AWS (credential chain)"
+        regions = env.get("COGNITO_REGIONS") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        print(f"    Cognito: {endpoint}; regions: {regions or 'us-east-1 (default)'}")
+    else:
+        print(f"    Cognito: local emulator on {env['AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER']}")
+
+    manage("migrate", "--noinput", env=env)
+    login = ensure_admin_login(env, mode)
+
+    url = f"http://127.0.0.1:{env['PORT']}/admin/"
+    bar = "=" * 72
+    print(bar)
+    print(f"  Admin:  {url}")
+    if login:
+        print(f"  Login:  {login}")
+    else:
+        print("  Login:  set DJANGO_SUPERUSER_USERNAME / DJANGO_SUPERUSER_PASSWORD, or run")
+        print("          .venv/bin/python manage.py createsuperuser")
+    print(f"  Processes: {procfile} (Ctrl-C stops them all)")
+    print(bar, flush=True)
+
+    for key in ("DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL"):
+        env.pop(key, None)  # only createsuperuser needs them
+    # `-e /dev/null`: honcho would otherwise re-read .env and let it override the shell,
+    # the opposite of the precedence settings.py uses; .env was already merged above.
+    argv = [
+        sys.executable,
+        "-m",
+        "honcho",
+        "start",
+        "-f",
+        str(BASE_DIR / procfile),
+        "-d",
+        str(BASE_DIR),
+        "-e",
+        "/dev/null",
+        "-p",
+        env["PORT"],
+    ]
+    os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with honcho
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())
