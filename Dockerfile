@@ -17,5 +17,8 @@ COPY --chown=app:app . .
 RUN mkdir -p /app/var && chown app:app /app/var
 
 USER app
+# The admin's static files, served by WhiteNoise (build-time key only; not used at run time).
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
+
 EXPOSE 8000
 CMD ["gunicorn", "cognito_admin.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
