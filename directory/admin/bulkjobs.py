@@ -1,0 +1,90 @@
+"""Bulk jobs: read-only for everyone; a job's page refreshes itself until its changes have landed."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, Q
+from django.utils.html import format_html
+
+from ..models import BulkJob, PendingChange
+from .pools import truncate
+from .widgets import EMPTY, rows_table
+
+STATUSES = [s.value for s in PendingChange.Status]
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at", "operation", "pool", "actor", "status", "progress", "skipped", "changes_summary",
+        "finished_at", "error_short",
+    )
+    list_display_links = ("created_at",)
+    list_filter = ("status", "operation", "pool")
+    list_select_related = ("pool",)
+    date_hierarchy = "created_at"
+    show_facets = admin.ShowFacets.NEVER
+    fieldsets = (
+        (None, {"fields": ("operation", "pool", "actor", "params", "status")}),
+        ("Progress", {"fields": ("progress", "skipped", "changes_table")}),
+        ("Timing", {"fields": ("created_at", "finished_at")}),
+        ("Error", {"fields": ("error_display",)}),
+    )
+    readonly_fields = (
+        "operation", "pool", "actor", "params", "status", "progress", "skipped", "changes_table", "created_at",
+        "finished_at", "error_display",
+    )
+
+    # Written only by bulk_job_start and the worker.
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_queryset(self, request):
+        # Counted per changelist page (GROUP BY over the page's jobs).
+        counts = {f"changes_{s}": Count("changes", filter=Q(changes__status=s)) for s in STATUSES}
+        return super().get_queryset(request).annotate(**counts)
+
+    def _counts(self, obj) -> dict[str, int]:
+        if hasattr(obj, "changes_pending"):
+            return {s: getattr(obj, f"changes_{s}") for s in STATUSES}
+        found = dict(obj.changes.values_list("status").annotate(n=Count("id")).order_by())
+        return {s: found.get(s, 0) for s in STATUSES}
+
+    @admin.display(description="processed")
+    def progress(self, obj):
+        return f"{obj.processed:,} / {obj.total:,}"
+
+    @admin.display(description="changes")
+    def changes_summary(self, obj):
+        counts = {s: n for s, n in self._counts(obj).items() if n}
+        return ", ".join(f"{s} {n:,}" for s, n in counts.items()) or EMPTY
+
+    @admin.display(description="changes by status")
+    def changes_table(self, obj):
+        return rows_table(("status", "changes"), [(s, f"{n:,}") for s, n in self._counts(obj).items()])
+
+    @admin.display(description="error")
+    def error_short(self, obj):
+        return truncate(obj.error) or EMPTY
+
+    @admin.display(description="error")
+    def error_display(self, obj):
+        return format_html("<pre>{}</pre>", obj.error) if obj.error else EMPTY
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["auto_refresh"] = obj is not None and (
+            obj.status in {BulkJob.Status.QUEUED, BulkJob.Status.RUNNING}
+            or obj.changes.filter(status__in=PendingChange.ACTIVE).exists()
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
