@@ -208,7 +208,8 @@ def cognito_user_reset_password(
     *, user: CognitoUser, actor: str, source: str = audit.Source.ADMIN, job: BulkJob | None = None
 ) -> PendingChange | None:
     """Reset a user's password (AdminResetUserPassword): Cognito sends a code and the user
-    must set a new password. Idempotent: a user already RESET_REQUIRED is left alone."""
+    must set a new password. Refused for a user already RESET_REQUIRED (a second reset would
+    send another code); the worker's apply is idempotent (it skips a user already reset)."""
     if user.status == UserStatus.RESET_REQUIRED:
         raise ValidationError({"status": [f"{user.username} must already reset the password (RESET_REQUIRED)."]})
     if user.status in {UserStatus.UNCONFIRMED, UserStatus.EXTERNAL_PROVIDER}:
