@@ -56,13 +56,26 @@ def apply_change(self, change_pk: int) -> str | None:
 
 @shared_task(name="directory.tasks.sweep_outbox")
 def sweep_outbox() -> int:
-    """Re-enqueue changes still pending (a lost message, a broker that was down)."""
+    """Re-enqueue changes still pending and bulk jobs still queued (a lost message, a
+    broker that was down when they were made)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import BulkJob
     from .sync.push import pending_for_sweep
 
     pks = pending_for_sweep()
     for pk in pks:
         apply_change.delay(pk)
-    return len(pks)
+    jobs = list(
+        BulkJob.objects.filter(
+            status=BulkJob.Status.QUEUED, created_at__lt=timezone.now() - timedelta(seconds=30)
+        ).values_list("pk", flat=True)
+    )
+    for pk in jobs:
+        run_bulk_job.delay(pk)
+    return len(pks) + len(jobs)
 
 
 @shared_task(name="directory.tasks.run_bulk_job")
