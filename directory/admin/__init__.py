@@ -4,6 +4,9 @@ from django.contrib import admin
 
 from . import audit, clients, groups, pools, runs, users  # noqa: F401 - registers the ModelAdmins
 
+from . import bulkjobs  # noqa: F401 isort: skip - registers BulkJobAdmin
+from . import changes  # noqa: F401 isort: skip - registers PendingChangeAdmin
+
 admin.site.site_header = "Cognito directory"
 admin.site.site_title = "Cognito directory"
 admin.site.index_title = "Directory"

@@ -1,14 +1,34 @@
-"""App clients, read-only. No secret is stored, and none is ever shown."""
+"""App clients: settings editable through services.app_client_update. No secret is stored, and none is ever shown."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from .. import services
+from ..gateway import service_enum
 from ..models import AppClient
 from .base import MirrorAdmin
+from .groups import add_errors
 from .widgets import EMPTY, pretty_json, scalar
 
 DEFAULT_UNITS = {"AccessToken": "hours", "IdToken": "hours", "RefreshToken": "days"}
+VALIDITY_FIELDS = ("access_token_validity", "id_token_validity", "refresh_token_validity")
+LIST_FIELDS = ("explicit_auth_flows", "callback_urls", "logout_urls", "allowed_oauth_flows", "allowed_oauth_scopes")
+# Model fields the form edits: services.CLIENT_EDITABLE but token_validity_units, which the mirror
+# cannot hold today (mapping.SECRET_KEYS drops AccessToken/IdToken/RefreshToken keys at any depth).
+MODEL_FIELDS = (
+    "explicit_auth_flows", *VALIDITY_FIELDS, "callback_urls", "logout_urls", "allowed_oauth_flows",
+    "allowed_oauth_scopes", "allowed_oauth_flows_user_pool_client", "prevent_user_existence_errors",
+)
+EDITABLE_FIELDS = (
+    "explicit_auth_flows", *VALIDITY_FIELDS, "callback_urls", "logout_urls",
+    "allowed_oauth_flows", "allowed_oauth_scopes", "allowed_oauth_flows_user_pool_client",
+    "prevent_user_existence_errors",
+)
 
 
 def token_validity(obj: AppClient) -> str:
@@ -24,8 +44,101 @@ def token_validity(obj: AppClient) -> str:
     return ", ".join(parts) or EMPTY
 
 
+def _enum_choices(shape: str) -> list[tuple[str, str]]:
+    return [(v, v) for v in sorted(service_enum(shape))]
+
+
+class LinesField(forms.CharField):
+    """A list of strings edited one per line."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 80})
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class AppClientForm(forms.ModelForm):
+    """The settings the console lets operators change; clean() applies the service's own rules."""
+
+    explicit_auth_flows = forms.MultipleChoiceField(
+        choices=(), required=False, widget=forms.CheckboxSelectMultiple, label="Explicit auth flows",
+    )
+    access_token_validity = forms.IntegerField(required=False, min_value=1)
+    id_token_validity = forms.IntegerField(required=False, min_value=1, label="ID token validity")
+    refresh_token_validity = forms.IntegerField(required=False, min_value=1)
+    callback_urls = LinesField(required=False, label="Callback URLs", help_text="One URL per line.")
+    logout_urls = LinesField(required=False, label="Sign-out URLs", help_text="One URL per line.")
+    allowed_oauth_flows = forms.MultipleChoiceField(
+        choices=(), required=False, widget=forms.CheckboxSelectMultiple, label="OAuth flows",
+    )
+    allowed_oauth_scopes = LinesField(required=False, label="OAuth scopes", help_text="One scope per line.")
+    prevent_user_existence_errors = forms.ChoiceField(choices=(), required=False)
+
+    class Meta:
+        model = AppClient
+        fields = MODEL_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Choices from botocore's service model, so new flows appear with a botocore upgrade.
+        for name, shape in (
+            ("explicit_auth_flows", "ExplicitAuthFlowsType"),
+            ("allowed_oauth_flows", "OAuthFlowType"),
+        ):
+            if name in self.fields:
+                self.fields[name].choices = _enum_choices(shape)
+        if "prevent_user_existence_errors" in self.fields:
+            self.fields["prevent_user_existence_errors"].choices = [
+                ("", "–"), *_enum_choices("PreventUserExistenceErrorTypes")
+            ]
+        units = {**DEFAULT_UNITS, **(self.instance.token_validity_units or {})}
+        for field, key in zip(VALIDITY_FIELDS, ("AccessToken", "IdToken", "RefreshToken"), strict=True):
+            if field in self.fields:
+                self.fields[field].help_text = f"In {units[key]}."
+        self.changes: dict[str, Any] = {}
+
+    def _changed_values(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        client = self.instance
+        changes: dict[str, Any] = {}
+        for field in MODEL_FIELDS:
+            if field not in cleaned:
+                continue
+            new, old = cleaned[field], getattr(client, field)
+            if field in ("explicit_auth_flows", "allowed_oauth_flows"):
+                if sorted(new) == sorted(old or []):
+                    continue
+            elif field in LIST_FIELDS:
+                if new == list(old or []):
+                    continue
+            elif new == old:
+                continue
+            if new in (None, "") and old not in (None, ""):
+                # UpdateUserPoolClient takes no "unset": an empty value would be refused or reset.
+                self.add_error(field, "Cognito needs a value here; keep the current one or enter a new one.")
+                continue
+            changes[field] = new
+        return changes
+
+    def clean(self):
+        cleaned = super().clean()
+        changes = self._changed_values(cleaned)
+        try:
+            services.validate_client_changes(self.instance, changes)
+        except ValidationError as exc:
+            add_errors(self, exc)
+        self.changes = changes
+        return cleaned
+
+
 @admin.register(AppClient)
 class AppClientAdmin(MirrorAdmin):
+    form = AppClientForm
     list_display = ("name", "client_id", "pool", "has_secret", "flows", "token_validities")
     list_filter = ("pool", "has_secret")
     list_select_related = ("pool",)
@@ -46,6 +159,49 @@ class AppClientAdmin(MirrorAdmin):
         )}),
         ("Mirror", {"classes": ("collapse",), "fields": ("content_hash", "raw_json")}),
     )
+    # Shown to operators who may change the client: the same sections, with form fields.
+    edit_fieldsets = (
+        ("App client", {"fields": (
+            "name", "client_id", "pool", "has_secret", "remote_created_at", "remote_modified_at",
+        )}),
+        ("Authentication flows", {"fields": (
+            "explicit_auth_flows", "auth_session_validity", "prevent_user_existence_errors",
+            "enable_token_revocation", "enable_propagate_additional_user_context_data",
+        )}),
+        # Units stay read-only (see MODEL_FIELDS).
+        ("Tokens", {"fields": (
+            "access_token_validity", "id_token_validity", "refresh_token_validity", "token_validities",
+        )}),
+        ("Attribute permissions", {"fields": ("read_attributes_display", "write_attributes_display")}),
+        ("Login pages (OAuth)", {"fields": (
+            "allowed_oauth_flows_user_pool_client", "allowed_oauth_flows", "allowed_oauth_scopes",
+            "callback_urls", "logout_urls", "default_redirect_uri", "identity_providers_display",
+        )}),
+        ("Mirror", {"classes": ("collapse",), "fields": ("content_hash", "raw_json")}),
+    )
+
+    def has_change_permission(self, request, obj=None):
+        return admin.ModelAdmin.has_change_permission(self, request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and self.has_change_permission(request, obj):
+            return self.edit_fieldsets
+        return self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if obj is not None and self.has_change_permission(request, obj):
+            return [f for f in readonly if f not in EDITABLE_FIELDS]
+        return readonly
+
+    def save_model(self, request, obj, form, change):
+        # The form already wrote the new values onto `obj`; the service compares with the stored row.
+        client = AppClient.objects.select_related("pool").get(pk=obj.pk)
+        pending = services.app_client_update(client=client, changes=form.changes, actor=request.user.get_username())
+        if pending is None:
+            self.message_user(request, f"Nothing to change for {client.name}.", messages.INFO)
+        else:
+            self.message_user(request, f"Change of {client.name} sent to Cognito.", messages.INFO)
 
     @admin.display(description="explicit auth flows")
     def flows(self, obj):

@@ -1,22 +1,28 @@
-"""User pools: the AWS console's pool page, read-only, with "Sync now"."""
+"""User pools: the AWS console's pool page, read-only, with "Sync now" and a settings form for what
+Cognito lets operators change after creation (through services.user_pool_update)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.db.models import Count, OuterRef, Subquery
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
-from .. import tasks
-from ..models import AppClient, CognitoGroup, SyncRun, UserPool
+from .. import services, tasks
+from ..models import AppClient, AuditEvent, CognitoGroup, MfaConfiguration, PendingChange, SyncRun, UserPool
 from .base import MirrorAdmin, MirrorInline
-from .widgets import EMPTY, bullet_list, mapping_table, pretty_json, rows_table, scalar
+from .groups import add_errors
+from .widgets import EMPTY, bullet_list, changes_table, mapping_table, pretty_json, rows_table, scalar
 
 PASSWORD_REQUIREMENTS = (
     ("RequireLowercase", "a lowercase letter"),
@@ -60,6 +66,102 @@ def sync_runs_table(runs, *, show_pool: bool = False):
 def truncate(text: str, length: int = 80) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+AUDIT_HISTORY_LIMIT = 50
+PENDING_CHANGES_LIMIT = 50
+# Settings form field -> PasswordPolicy key.
+POLICY_FIELDS = {
+    "minimum_length": "MinimumLength",
+    "require_uppercase": "RequireUppercase",
+    "require_lowercase": "RequireLowercase",
+    "require_numbers": "RequireNumbers",
+    "require_symbols": "RequireSymbols",
+}
+# Service error keys -> settings form fields.
+SETTINGS_ERROR_FIELDS = {"password_policy": "minimum_length", "allow_admin_create_user_only": "self_sign_up"}
+
+
+class PoolSettingsForm(forms.Form):
+    """What the console lets operators change after a pool is created; clean() applies the service's rules."""
+
+    minimum_length = forms.IntegerField(label="Minimum password length", help_text="6 to 99 characters.")
+    require_uppercase = forms.BooleanField(required=False, label="Require an uppercase letter")
+    require_lowercase = forms.BooleanField(required=False, label="Require a lowercase letter")
+    require_numbers = forms.BooleanField(required=False, label="Require a number")
+    require_symbols = forms.BooleanField(required=False, label="Require a symbol")
+    temporary_password_validity_days = forms.IntegerField(
+        label="Temporary passwords expire after (days)", help_text="0 to 365 days."
+    )
+    mfa_configuration = forms.ChoiceField(choices=MfaConfiguration.choices, label="Multi-factor authentication")
+    self_sign_up = forms.BooleanField(
+        required=False, label="Self sign-up allowed", help_text="Off: only administrators create users."
+    )
+    deletion_protection = forms.ChoiceField(choices=[("ACTIVE", "ACTIVE"), ("INACTIVE", "INACTIVE")])
+
+    def __init__(self, *args, pool: UserPool, **kwargs):
+        self.pool = pool
+        super().__init__(*args, initial=self.initial_for(pool), **kwargs)
+        self.changes: dict[str, Any] = {}
+
+    @staticmethod
+    def initial_for(pool: UserPool) -> dict[str, Any]:
+        policy = pool.password_policy or {}
+        initial: dict[str, Any] = {name: policy.get(key) for name, key in POLICY_FIELDS.items()}
+        for name in POLICY_FIELDS:
+            if name != "minimum_length":
+                initial[name] = bool(initial[name])
+        # Cognito's default when the policy does not say (7 days).
+        days = policy.get("TemporaryPasswordValidityDays", pool.temporary_password_validity_days)
+        initial["temporary_password_validity_days"] = 7 if days is None else days
+        initial["mfa_configuration"] = pool.mfa_configuration
+        initial["self_sign_up"] = not pool.allow_admin_create_user_only
+        initial["deletion_protection"] = pool.deletion_protection or "INACTIVE"
+        return initial
+
+    def clean(self):
+        cleaned = super().clean()
+        initial = self.initial_for(self.pool)
+        changes: dict[str, Any] = {}
+        policy = {
+            key: cleaned[name] for name, key in POLICY_FIELDS.items()
+            if name in cleaned and cleaned[name] != initial[name]
+        }
+        if policy:
+            changes["password_policy"] = policy
+        days = cleaned.get("temporary_password_validity_days")
+        if days is not None and days != initial["temporary_password_validity_days"]:
+            changes["temporary_password_validity_days"] = days
+        if cleaned.get("mfa_configuration") and cleaned["mfa_configuration"] != initial["mfa_configuration"]:
+            changes["mfa_configuration"] = cleaned["mfa_configuration"]
+        if "self_sign_up" in cleaned and cleaned["self_sign_up"] != initial["self_sign_up"]:
+            changes["allow_admin_create_user_only"] = not cleaned["self_sign_up"]
+        if cleaned.get("deletion_protection") and cleaned["deletion_protection"] != initial["deletion_protection"]:
+            changes["deletion_protection"] = cleaned["deletion_protection"]
+        try:
+            services.validate_pool_changes(self.pool, changes)
+        except ValidationError as exc:
+            add_errors(self, exc, aliases=SETTINGS_ERROR_FIELDS)
+        self.changes = changes
+        return cleaned
+
+
+def pending_changes_table(changes) -> Any:
+    rows = []
+    for change in changes:
+        after = (change.payload or {}).get("after") or {}
+        diff = {k: [change.before.get(k), after.get(k)] for k in (change.fields or list(after))}
+        rows.append((
+            format_html('<a href="{}">{}</a>', reverse("admin:directory_pendingchange_change", args=[change.pk]),
+                        f"{change.created_at:%Y-%m-%d %H:%M:%S}"),
+            change.operation,
+            f"{change.object_type} {change.object_key}",
+            change.status,
+            changes_table(diff),
+            truncate(change.last_error, 200),
+        ))
+    return rows_table(("requested", "operation", "object", "status", "before → after", "error"), rows,
+                      empty="No changes requested from here.")
 
 
 class AppClientInline(MirrorInline):
@@ -116,6 +218,8 @@ class UserPoolAdmin(MirrorAdmin):
         ("Account recovery", {"fields": ("account_recovery_display",)}),
         ("Deletion protection", {"fields": ("deletion_protection",)}),
         ("Recent sync runs", {"fields": ("recent_sync_runs",)}),
+        ("Pending changes", {"fields": ("pending_changes",)}),
+        ("History", {"fields": ("audit_history",)}),
         ("Mirror", {"classes": ("collapse",), "fields": (
             "content_hash", "last_synced_at", "created_at", "raw_json",
         )}),
@@ -247,6 +351,37 @@ class UserPoolAdmin(MirrorAdmin):
         url = reverse("admin:directory_syncrun_changelist")
         return format_html('{}<p><a href="{}?pool__id__exact={}">All sync runs</a></p>', table, url, obj.pk)
 
+    @admin.display(description="changes sent to Cognito (active first)")
+    def pending_changes(self, obj):
+        active = Case(When(status__in=PendingChange.ACTIVE, then=Value(0)), default=Value(1),
+                      output_field=IntegerField())
+        changes = (
+            PendingChange.objects.filter(pool=obj).annotate(active_first=active)
+            .order_by("active_first", "-created_at", "-id")[:PENDING_CHANGES_LIMIT]
+        )
+        url = reverse("admin:directory_pendingchange_changelist")
+        return format_html('{}<p><a href="{}?pool__id__exact={}">All changes of this pool</a></p>',
+                           pending_changes_table(changes), url, obj.pk)
+
+    @admin.display(description=f"audit history (latest {AUDIT_HISTORY_LIMIT})")
+    def audit_history(self, obj):
+        events = AuditEvent.objects.filter(pool_id=obj.pool_id).order_by("-created_at", "-id")[:AUDIT_HISTORY_LIMIT]
+        rows = [
+            (
+                format_html('<a href="{}">{}</a>', reverse("admin:directory_auditevent_change", args=[e.pk]),
+                            f"{e.created_at:%Y-%m-%d %H:%M:%S}"),
+                e.actor_display,
+                e.source,
+                e.action,
+                f"{e.object_type} {e.object_id}",
+                e.outcome,
+                changes_table(e.changes),
+            )
+            for e in events
+        ]
+        return rows_table(("when", "actor", "source", "action", "object", "outcome", "changes"), rows,
+                          empty="No recorded events.")
+
     @admin.display(description="raw DescribeUserPool record")
     def raw_json(self, obj):
         return pretty_json(obj.raw)
@@ -255,10 +390,16 @@ class UserPoolAdmin(MirrorAdmin):
 
     def get_urls(self):
         name = f"{self.opts.app_label}_{self.opts.model_name}_sync"
+        settings_name = f"{self.opts.app_label}_{self.opts.model_name}_settings"
         return [
             path("<path:object_id>/sync/", self.admin_site.admin_view(self.sync_view), name=name),
+            path("<path:object_id>/settings/", self.admin_site.admin_view(self.settings_view), name=settings_name),
             *super().get_urls(),
         ]
+
+    def has_edit_settings_permission(self, request, obj=None):
+        # The change page itself stays read-only (MirrorAdmin); settings change through their own view.
+        return request.user.has_perm(f"{self.opts.app_label}.change_userpool")
 
     def has_sync_permission(self, request, obj=None):
         return request.user.has_perm(f"{self.opts.app_label}.sync_userpool")
@@ -268,6 +409,8 @@ class UserPoolAdmin(MirrorAdmin):
             **(extra_context or {}),
             "can_sync": self.has_sync_permission(request),
             "sync_url": reverse("admin:directory_userpool_sync", args=[object_id]),
+            "can_edit_settings": self.has_edit_settings_permission(request),
+            "settings_url": reverse("admin:directory_userpool_settings", args=[object_id]),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -289,3 +432,54 @@ class UserPoolAdmin(MirrorAdmin):
         return HttpResponseRedirect(
             reverse("admin:directory_userpool_change", args=[pool.pk], current_app=self.admin_site.name)
         )
+
+    # --- Settings ---------------------------------------------------------------------------------
+
+    def settings_view(self, request, object_id):
+        """Edit password policy, MFA, self sign-up and deletion protection; `admin_view` only checks
+        is_staff, so the permission is checked here. The change goes through services.user_pool_update
+        (a full-config UpdateUserPool made by the worker)."""
+        pool = self.get_object(request, unquote(object_id))
+        if not self.has_edit_settings_permission(request, pool):
+            raise PermissionDenied
+        if pool is None:
+            raise Http404(f"No user pool with primary key {object_id!r}.")
+        change_url = reverse("admin:directory_userpool_change", args=[pool.pk], current_app=self.admin_site.name)
+        if request.method == "POST":
+            form = PoolSettingsForm(request.POST, pool=pool)
+            if form.is_valid():
+                try:
+                    pending = services.user_pool_update(
+                        pool=pool, changes=form.changes, actor=request.user.get_username()
+                    )
+                except ValidationError as exc:
+                    add_errors(form, exc, aliases=SETTINGS_ERROR_FIELDS)
+                else:
+                    if pending is None:
+                        self.message_user(request, f"No setting of {pool} changed.", messages.INFO)
+                    else:
+                        self.message_user(request, f"Settings change of {pool} sent to Cognito.", messages.SUCCESS)
+                    return HttpResponseRedirect(change_url)
+        else:
+            form = PoolSettingsForm(pool=pool)
+        fieldsets = [
+            ("Password policy", {"fields": (
+                "minimum_length", "require_uppercase", "require_lowercase", "require_numbers", "require_symbols",
+                "temporary_password_validity_days",
+            )}),
+            ("Multi-factor authentication", {"fields": ("mfa_configuration",)}),
+            ("Sign-up", {"fields": ("self_sign_up",)}),
+            ("Deletion protection", {"fields": ("deletion_protection",)}),
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Settings of {pool.name}",
+            "opts": self.opts,
+            "original": pool,
+            "change_url": change_url,
+            "form": form,
+            "adminform": helpers.AdminForm(form, fieldsets, {}),
+            "errors": helpers.AdminErrorList(form, []),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/directory/userpool/settings.html", context)
