@@ -52,10 +52,18 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+# Keys whose members merely share a secret's name (TokenValidityUnits' AccessToken: "hours").
+_NOT_SECRET_CONTAINERS = frozenset({"TokenValidityUnits", "token_validity_units"})
+
+
 def without_secrets(value: Any) -> Any:
     """A copy of a structure with every secret-bearing key removed, at any depth."""
     if isinstance(value, Mapping):
-        return {k: without_secrets(v) for k, v in value.items() if k not in SECRET_KEYS}
+        return {
+            k: (v if k in _NOT_SECRET_CONTAINERS else without_secrets(v))
+            for k, v in value.items()
+            if k not in SECRET_KEYS
+        }
     if isinstance(value, list | tuple):
         return [without_secrets(v) for v in value]
     return value

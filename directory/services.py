@@ -649,9 +649,11 @@ def pending_change_discard(*, change: PendingChange, actor: str) -> PendingChang
     previous = change.status
     change.status = PendingChange.Status.DISCARDED
     change.save()
-    from .sync.push import revert_mirror
+    if previous == PendingChange.Status.PENDING:
+        # Failed and conflicting changes already left the mirror at Cognito's values.
+        from .sync.push import revert_mirror
 
-    revert_mirror(change)
+        revert_mirror(change)
     audit.record(
         action="discarded",
         object_type=change.object_type,

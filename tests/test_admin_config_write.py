@@ -297,8 +297,6 @@ def test_client_secret_never_shown(admin_client, cognito, mirrored):
     assert secret not in html and "ClientSecret" not in html
 
 
-@pytest.mark.xfail(strict=True, reason="mapping.SECRET_KEYS drops AccessToken/IdToken/RefreshToken keys at any "
-                   "depth, so TokenValidityUnits never reaches the mirror; units are read-only in the admin")
 def test_mirror_keeps_token_validity_units(cognito, mirrored):
     pool, client = mirrored
     cognito.update_user_pool_client(
