@@ -68,7 +68,7 @@ def _reset_broker_pools() -> None:
 
 
 @pytest.fixture
-def celery_to(broker, settings):
+def celery_to(broker, settings, monkeypatch):
     """Point this process's Celery app (the producer side: services.enqueue_change, delay())
     at the private broker, non-eager, failing fast when the broker is down."""
     overrides = {
@@ -89,6 +89,9 @@ def celery_to(broker, settings):
     }
     settings.CELERY_BROKER_URL = broker.url
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    # Celery reads the CELERY_BROKER_URL environment variable before its own configuration
+    # (CI sets it to the machine's Redis), so it must point at the private broker too.
+    monkeypatch.setenv("CELERY_BROKER_URL", broker.url)
     previous = {key: celery_app.conf.get(key) for key in overrides}
     celery_app.conf.update(overrides)
     _reset_broker_pools()
