@@ -63,6 +63,13 @@ class UserPool(models.Model):
     content_hash = models.CharField(max_length=64, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Scheduling: blank = COGNITO_SYNC_INTERVAL_MINUTES, 0 = never on a schedule (manual syncs still work).
+    sync_interval_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Minutes between scheduled pulls. Blank: the default from settings; 0: off."
+    )
+    # A lease, not a lock held by a connection: a worker that dies stops renewing it and it expires.
+    sync_lock_token = models.CharField(max_length=64, blank=True, editable=False)
+    sync_lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name", "pool_id"]
@@ -168,6 +175,9 @@ class CognitoUser(models.Model):
     remote_created_at = models.DateTimeField(null=True, blank=True)
     remote_modified_at = models.DateTimeField(null=True, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
+    # Local bookkeeping a pull never touches: test users created here, and when a beat task deletes them.
+    is_test_user = models.BooleanField(default=False, db_index=True)
+    test_user_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     groups = models.ManyToManyField(CognitoGroup, through="GroupMembership", related_name="users", blank=True)
 
     class Meta:
@@ -321,6 +331,7 @@ class BulkJob(models.Model):
     skipped = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
+    results = models.JSONField(default=dict, blank=True, help_text="Per-item outcomes (never a secret).")
 
     class Meta:
         ordering = ["-created_at"]
@@ -377,3 +388,39 @@ class PendingChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} {self.object_key} ({self.status})"
+
+
+class TemplateVersion(models.Model):
+    """One saved set of a pool's message templates: who, when, the whole set, and the push's outcome."""
+
+    class Source(models.TextChoices):
+        INITIAL = "initial", "First seen"
+        OPERATOR = "operator", "Saved in the editor"
+        RESTORE = "restore", "Restored"
+        SYNC = "sync", "Changed in Cognito (pull)"
+
+    pool = models.ForeignKey(UserPool, on_delete=models.CASCADE, related_name="template_versions")
+    number = models.PositiveIntegerField(help_text="1, 2, 3 … per pool.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    templates = models.JSONField(default=dict, help_text="The message editor's fields, by Cognito's names.")
+    content_hash = models.CharField(max_length=64)
+    restored_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    change = models.ForeignKey(
+        PendingChange, null=True, blank=True, on_delete=models.SET_NULL, related_name="template_versions"
+    )
+
+    class Meta:
+        ordering = ["pool", "-number"]
+        verbose_name = "template version"
+        constraints = [models.UniqueConstraint(fields=["pool", "number"], name="directory_templateversion_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.pool.name} templates v{self.number}"
+
+    @property
+    def outcome(self) -> str:
+        if self.change_id is None:
+            return "in Cognito" if self.source in (self.Source.SYNC, self.Source.INITIAL) else "not pushed"
+        return self.change.status
