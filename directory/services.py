@@ -4,15 +4,21 @@ event in one transaction, then enqueue the push once the transaction has committ
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from . import audit
+from .gateway import CognitoError, CognitoGateway, secret_hash
 from .mapping import USER_TYPED_ATTRIBUTES
 from .models import (
     AppClient,
+    AuditEvent,
     BulkJob,
     CognitoGroup,
     CognitoUser,
@@ -324,6 +330,250 @@ def cognito_user_set_group(
         job=job,
         payload={"group": group.name},
         object_repr=user.email,
+    )
+
+
+# Resend code ---------------------------------------------------------------------------------------
+# (AdminCreateUser RESEND for FORCE_CHANGE_PASSWORD users, ResendConfirmationCode for UNCONFIRMED ones.)
+
+# Cognito has its own per-user limit (LimitExceededException); this local one stops an operator
+# from burning through it, and through the default e-mail quota, by clicking again and again.
+RESEND_LIMIT_PER_HOUR = 5
+RESEND_OPERATION = "user.resend_code"
+RESEND_REFUSALS = {
+    UserStatus.CONFIRMED: "CONFIRMED users have no pending code; use Reset password",
+    UserStatus.RESET_REQUIRED: (
+        "RESET_REQUIRED users get their code from the forgot-password flow at sign-in; use Reset password to "
+        "send a new one"
+    ),
+    UserStatus.EXTERNAL_PROVIDER: "EXTERNAL_PROVIDER users sign in through their identity provider; Cognito "
+    "sends them no code",
+}
+_RESEND_ERRORS = {
+    "LimitExceededException": "Cognito's limit of codes for this user is reached (LimitExceededException); "
+    "wait before trying again",
+    "CodeDeliveryFailureException": "Cognito could not deliver the message (CodeDeliveryFailureException); "
+    "check the user's e-mail / phone and the pool's e-mail and SMS configuration",
+    "UnsupportedUserStateException": "Cognito says the user's state does not allow a resend "
+    "(UnsupportedUserStateException); sync the pool to see the current status",
+    "UserNotFoundException": "the user no longer exists in Cognito; sync the pool",
+    "NotAuthorizedException": "Cognito refused the app client (NotAuthorizedException)",
+}
+
+
+@dataclass(frozen=True)
+class ResendPlan:
+    """Which Cognito call a resend makes for a user, and through what."""
+
+    api: str  # "AdminCreateUser" (MessageAction=RESEND) or "ResendConfirmationCode"
+    medium: str = ""  # RESEND: the DesiredDeliveryMedium
+    client_id: str = ""  # ResendConfirmationCode: the app client
+    client_has_secret: bool = False
+
+
+def resend_code_plan(*, pool: UserPool, username: str, status: str, email: str, phone_number: str) -> ResendPlan:
+    """The call for a user in this state, or a ValidationError that says why there is none."""
+    if status == UserStatus.FORCE_CHANGE_PASSWORD:
+        if not email and not phone_number:
+            raise ValidationError(
+                {"status": [f"{username} has no e-mail or phone number to send the invitation to."]}
+            )
+        return ResendPlan(api="AdminCreateUser", medium="EMAIL" if email else "SMS")
+    if status == UserStatus.UNCONFIRMED:
+        # Any app client of the pool may call ResendConfirmationCode; one without a secret needs no
+        # SecretHash, so no secret has to be read at all.
+        client = AppClient.objects.filter(pool=pool).order_by("has_secret", "name", "client_id").first()
+        if client is None:
+            raise ValidationError(
+                {"status": [f"{username}: the pool has no app client to call ResendConfirmationCode through."]}
+            )
+        return ResendPlan(api="ResendConfirmationCode", client_id=client.client_id, client_has_secret=client.has_secret)
+    reason = RESEND_REFUSALS.get(status, f"{status} users have no pending code or invitation")
+    raise ValidationError({"status": [f"{username} is {status}: {reason}."]})
+
+
+def resend_events(pool: UserPool) -> QuerySet[AuditEvent]:
+    """A pool's audit events of resends: sent in a request, or queued for the worker."""
+    return AuditEvent.objects.filter(pool_id=pool.pool_id, object_type="user").filter(
+        Q(action="resend_code") | Q(action="requested", detail__operation=RESEND_OPERATION)
+    )
+
+
+def resend_code_recent(*, user: CognitoUser) -> int:
+    """Resends asked for this user in the last hour (sent here or queued), from the audit log."""
+    since = timezone.now() - timedelta(hours=1)
+    return resend_events(user.pool).filter(object_id=user.username, created_at__gte=since).count()
+
+
+def resend_code_check(*, user: CognitoUser) -> ResendPlan:
+    """The plan for this user, refused (ValidationError) for a state without a code or past the local limit."""
+    plan = resend_code_plan(
+        pool=user.pool, username=user.username, status=user.status, email=user.email, phone_number=user.phone_number
+    )
+    recent = resend_code_recent(user=user)
+    if recent >= RESEND_LIMIT_PER_HOUR:
+        raise ValidationError(
+            {"status": [f"{user.username}: {recent} codes or invitations were already sent in the last hour "
+                        f"(limit {RESEND_LIMIT_PER_HOUR} per user per hour); try again later."]}
+        )
+    return plan
+
+
+def uses_cognito_default_email(pool: UserPool) -> bool:
+    return (pool.email_configuration or {}).get("EmailSendingAccount") in (None, "", "COGNITO_DEFAULT")
+
+
+def messages_sent_today(pool: UserPool) -> int:
+    """E-mails this project made Cognito send for the pool today (UTC): resends and invitations, from the audit log."""
+    start = timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    email = "EMAIL"
+    return (
+        AuditEvent.objects.filter(pool_id=pool.pool_id, object_type="user", created_at__gte=start, outcome="ok")
+        .filter(
+            Q(action="resend_code", detail__delivery__DeliveryMedium=email)
+            | Q(action="applied", detail__operation=RESEND_OPERATION, detail__delivery__DeliveryMedium=email)
+            # Test users created here with an e-mailed invitation (directory/testusers.py).
+            | Q(action="created", detail__operation="user.create_test_user", detail__delivery=email)
+        )
+        .count()
+    )
+
+
+def default_email_warning(pool: UserPool) -> str | None:
+    """A warning for pools that send through Cognito's default e-mail (a few dozen messages a day per account)."""
+    if not uses_cognito_default_email(pool):
+        return None
+    return (
+        f"{pool.name or pool.pool_id} sends e-mail through Cognito's default e-mail (EmailSendingAccount "
+        f"COGNITO_DEFAULT), which allows only a few dozen messages a day per account: "
+        f"{messages_sent_today(pool)} already sent today for this pool from here."
+    )
+
+
+def resend_code_error(exc: CognitoError) -> str:
+    """A sentence an operator can act on, for a Cognito error answered to a resend."""
+    hint = _RESEND_ERRORS.get(exc.code)
+    return f"{hint}: {exc.message}" if hint else str(exc)
+
+
+def resend_code_send(*, gateway: CognitoGateway, pool: UserPool, username: str, plan: ResendPlan) -> dict[str, Any]:
+    """Make the call a plan names; returns what to audit: the API and the delivery details (medium,
+    masked destination). A client secret is read from Cognito here, used for the SecretHash and dropped."""
+    if plan.api == "AdminCreateUser":
+        record = gateway.admin_resend_invitation(pool.pool_id, username, mediums=[plan.medium])
+        attrs = {a["Name"]: a["Value"] for a in record.get("Attributes", [])}
+        attribute = "email" if plan.medium == "EMAIL" else "phone_number"
+        # AdminCreateUser answers no CodeDeliveryDetails: this is what was asked for.
+        delivery = {
+            "DeliveryMedium": plan.medium,
+            "Destination": mask_destination(attrs.get(attribute, ""), plan.medium),
+            "AttributeName": attribute,
+        }
+        return {"api": "AdminCreateUser", "message_action": "RESEND", "delivery": delivery}
+    hash_value = None
+    if plan.client_has_secret:
+        hash_value = _secret_hash_for(gateway, pool.pool_id, plan.client_id, username)
+    details = gateway.resend_confirmation_code(plan.client_id, username, secret_hash=hash_value)
+    del hash_value
+    delivery = {k: details[k] for k in ("DeliveryMedium", "Destination", "AttributeName") if k in details}
+    return {"api": "ResendConfirmationCode", "client": plan.client_id, "delivery": delivery}
+
+
+def _secret_hash_for(gateway: CognitoGateway, pool_id: str, client_id: str, username: str) -> str:
+    # The secret lives only in this frame: read from Cognito, hashed, gone when the function returns.
+    secret = gateway.client_secret(pool_id, client_id)
+    if secret is None:
+        raise CognitoError(f"app client {client_id} has no secret any more; sync the pool", code="NoSecret")
+    return secret_hash(secret, username, client_id)
+
+
+def mask_destination(value: str, medium: str) -> str:
+    """Cognito's masked destination: "t***@e***.com", "+*******0100"."""
+    if not value:
+        return ""
+    if medium == "EMAIL":
+        local, _, domain = value.partition("@")
+        name, dot, tld = domain.rpartition(".")
+        if not name:
+            name, dot, tld = domain, "", ""
+        return f"{local[:1]}***@{name[:1]}***{dot}{tld}"
+    return "+" + "*" * max(len(value) - 5, 0) + value[-4:]
+
+
+def describe_delivery(result: dict[str, Any]) -> str:
+    delivery = result.get("delivery") or {}
+    medium, destination = delivery.get("DeliveryMedium", "?"), delivery.get("Destination", "")
+    return f"{medium} to {destination}" if destination else medium
+
+
+def cognito_user_resend_code(
+    *,
+    user: CognitoUser,
+    actor: str,
+    source: str = audit.Source.ADMIN,
+    gateway: CognitoGateway | None = None,
+) -> dict[str, Any]:
+    """Send a user's pending code again, inside the request: AdminCreateUser MessageAction=RESEND
+    (a new temporary password and invitation) for FORCE_CHANGE_PASSWORD, ResendConfirmationCode for
+    UNCONFIRMED; refused (ValidationError) for other states and past RESEND_LIMIT_PER_HOUR. Audited
+    (`resend_code`, with Cognito's delivery details, or the error). Not idempotent: each call sends."""
+    plan = resend_code_check(user=user)
+    gw = gateway or CognitoGateway(user.pool.region, purpose="interactive")
+    event = {
+        "object_type": "user",
+        "object_id": user.username,
+        "object_repr": user.email,
+        "pool_id": user.pool.pool_id,
+        "source": source,
+        "actor": actor,
+    }
+    try:
+        result = resend_code_send(gateway=gw, pool=user.pool, username=user.username, plan=plan)
+    except CognitoError as exc:
+        message = resend_code_error(exc)
+        with transaction.atomic():
+            audit.record(
+                action="resend_code", outcome=audit.Outcome.FAILED,
+                detail={"api": plan.api, "error": message, "code": exc.code}, **event,
+            )
+        raise ValidationError({"status": [f"Resend to {user.username} failed: {message}."]}) from exc
+    with transaction.atomic():
+        audit.record(action="resend_code", outcome=audit.Outcome.OK, detail=result, **event)
+    return result
+
+
+@transaction.atomic
+def cognito_user_resend_code_request(
+    *, user: CognitoUser, actor: str, source: str = audit.Source.ADMIN, job: BulkJob | None = None
+) -> PendingChange | None:
+    """Queue a resend through the outbox (bulk action): the worker re-reads the user's status in
+    Cognito, makes the call cognito_user_resend_code would and audits `applied` with the delivery
+    details. Refused like cognito_user_resend_code; None when one is already queued for the user."""
+    resend_code_check(user=user)
+    if has_active_change(pool=user.pool, object_type="user", object_key=user.username, operation=RESEND_OPERATION):
+        return None
+    return _request(
+        pool=user.pool,
+        object_type="user",
+        object_key=user.username,
+        operation=RESEND_OPERATION,
+        before={"code_sent": False},
+        after={"code_sent": True},
+        actor=actor,
+        base_version=user.content_hash,
+        source=source,
+        job=job,
+        object_repr=user.email,
+    )
+
+
+def latest_code_delivery(*, user: CognitoUser) -> AuditEvent | None:
+    """The newest audit event of a resend for this user that reached Cognito (sent or failed)."""
+    return (
+        AuditEvent.objects.filter(pool_id=user.pool.pool_id, object_type="user", object_id=user.username)
+        .filter(Q(action="resend_code") | Q(action__in=["applied", "failed"], detail__operation=RESEND_OPERATION))
+        .order_by("-created_at", "-id")
+        .first()
     )
 
 
@@ -687,6 +937,7 @@ BULK_OPERATIONS = {
     "remove_from_group": lambda user, actor, job, params: cognito_user_set_group(
         user=user, group=CognitoGroup.objects.get(pk=params["group"]), member=False, actor=actor, job=job
     ),
+    "resend_code": lambda user, actor, job, params: cognito_user_resend_code_request(user=user, actor=actor, job=job),
 }
 
 

@@ -7,6 +7,7 @@ from django.db.models import Count, Q
 from django.utils.html import format_html
 
 from ..models import BulkJob, PendingChange
+from .base import ReadOnlyAdminMixin
 from .pools import truncate
 from .widgets import EMPTY, rows_table
 
@@ -14,7 +15,7 @@ STATUSES = [s.value for s in PendingChange.Status]
 
 
 @admin.register(BulkJob)
-class BulkJobAdmin(admin.ModelAdmin):
+class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at", "operation", "pool", "actor", "status", "progress", "skipped", "changes_summary",
         "finished_at", "error_short",
@@ -26,29 +27,14 @@ class BulkJobAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     fieldsets = (
         (None, {"fields": ("operation", "pool", "actor", "params", "status")}),
-        ("Progress", {"fields": ("progress", "skipped", "changes_table")}),
+        ("Progress", {"fields": ("progress", "skipped", "changes_table", "results_table")}),
         ("Timing", {"fields": ("created_at", "finished_at")}),
         ("Error", {"fields": ("error_display",)}),
     )
     readonly_fields = (
         "operation", "pool", "actor", "params", "status", "progress", "skipped", "changes_table", "created_at",
-        "finished_at", "error_display",
+        "finished_at", "error_display", "results_table",
     )
-
-    # Written only by bulk_job_start and the worker.
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def get_queryset(self, request):
         # Counted per changelist page (GROUP BY over the page's jobs).
@@ -73,6 +59,28 @@ class BulkJobAdmin(admin.ModelAdmin):
     @admin.display(description="changes by status")
     def changes_table(self, obj):
         return rows_table(("status", "changes"), [(s, f"{n:,}") for s, n in self._counts(obj).items()])
+
+    @admin.display(description="results")
+    def results_table(self, obj):
+        # Per-row outcomes of jobs that do the work themselves (create_test_users).
+        results = obj.results or {}
+        rows = results.get("rows") or {}
+        if not rows:
+            return EMPTY
+        counts = ", ".join(f"{k} {results.get(k, 0):,}" for k in ("created", "skipped", "failed"))
+        table = rows_table(
+            ("row", "outcome", "user", "e-mail", "detail"),
+            [
+                (n, r.get("status", ""), r.get("username", ""), r.get("email", ""), self._row_detail(r))
+                for n, r in sorted(rows.items(), key=lambda item: int(item[0]))
+            ],
+        )
+        return format_html("<p>{}</p>{}", counts, table)
+
+    @staticmethod
+    def _row_detail(row) -> str:
+        failed = ", ".join(f"{g}: {e}" for g, e in (row.get("groups_failed") or {}).items())
+        return row.get("error") or row.get("reason") or (f"groups not added: {failed}" if failed else "")
 
     @admin.display(description="error")
     def error_short(self, obj):

@@ -25,6 +25,7 @@ from .base import MirrorAdmin
 from .filters import GroupFilter
 from .forms_users import GroupChoiceForm, UserAttributesForm
 from .paginator import CappedCountPaginator
+from .resend import code_delivery_display, resend_code_action, resend_code_single, resend_tools
 from .widgets import EMPTY, changes_table, mapping_table, pretty_json, rows_table
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -62,6 +63,7 @@ class CognitoUserAdmin(MirrorAdmin):
         ("Contact", {"fields": ("name", "email", "email_verified", "phone_number", "phone_number_verified")}),
         ("Attributes", {"fields": ("attributes_table",)}),
         ("Groups", {"fields": ("group_list",)}),
+        ("Codes and invitations", {"fields": ("code_delivery",)}),
         ("MFA", {"fields": ("mfa_options_display",)}),
         ("Mirror", {"fields": ("remote_created_at", "remote_modified_at", "content_hash")}),
         ("Pending changes", {"fields": ("pending_changes",)}),
@@ -69,7 +71,7 @@ class CognitoUserAdmin(MirrorAdmin):
     )
     actions = (
         "enable_users", "disable_users", "reset_password", "confirm_sign_up", "mark_email_verified",
-        "add_to_group", "remove_from_group", "delete_in_cognito", "export_csv",
+        "add_to_group", "remove_from_group", "delete_in_cognito", "export_csv", "resend_code",
     )
 
     def get_search_results(self, request, queryset, search_term):
@@ -82,9 +84,9 @@ class CognitoUserAdmin(MirrorAdmin):
         is a case-sensitive PREFIX of `username`/`email` (`LIKE 'term%'`, which a
         B-tree index with text_pattern_ops or a C collation serves) — e-mails are also tried
         lower-cased — and, for plain text without "@", a case-insensitive prefix of `name`
-        (`UPPER(name) LIKE 'TERM%'`: no index serves that yet, so plain-text searches of a
-        huge pool cost a scan until an `Upper("name")` pattern index exists). The whole input
-        is one term (names contain spaces), not split into words.
+        (`UPPER(name) LIKE 'TERM%'`, served on PostgreSQL by the `UPPER(name)
+        text_pattern_ops` index of migration 0004). The whole input is one term (names
+        contain spaces), not split into words.
         """
         term = search_term.strip()
         if not term:
@@ -187,6 +189,9 @@ class CognitoUserAdmin(MirrorAdmin):
 
     def has_export_permission(self, request, obj=None):
         return self._has(request, "export_cognitouser")
+
+    def has_resend_code_permission(self, request, obj=None):
+        return self._has(request, "resend_code_cognitouser")
 
     def has_edit_attributes_permission(self, request, obj=None):
         # Django's own change permission; has_change_permission stays False so the standard
@@ -302,6 +307,11 @@ class CognitoUserAdmin(MirrorAdmin):
         }
         return TemplateResponse(request, "admin/directory/cognitouser/group_action.html", context)
 
+    @admin.action(permissions=["resend_code"], description="Resend code or invitation to selected users")
+    def resend_code(self, request, queryset):
+        """Queue a resend for the users that can get one; name the others and why (state, limit)."""
+        return resend_code_action(self, request, queryset)
+
     @admin.action(permissions=["delete_in_cognito"], description="Delete selected users in Cognito")
     def delete_in_cognito(self, request, queryset):
         if request.POST.get("confirm") == "yes":
@@ -346,6 +356,7 @@ class CognitoUserAdmin(MirrorAdmin):
             view(self.verify_phone_view, "verify_phone"),
             view(self.delete_in_cognito_view, "delete_in_cognito"),
             view(self.attributes_view, "attributes"),
+            view(self.resend_code_view, "resend_code"),
             *super().get_urls(),
         ]
 
@@ -504,8 +515,21 @@ class CognitoUserAdmin(MirrorAdmin):
         }
         return TemplateResponse(request, "admin/directory/cognitouser/attributes.html", context)
 
+    def resend_code_view(self, request, object_id):
+        """POST: resend inside the request, so the operator sees Cognito's delivery details at once."""
+        if (refused := self._post_only(request)) is not None:
+            return refused
+        user = self._user_for(request, object_id, self.has_resend_code_permission)
+        return resend_code_single(self, request, user)
+
+    @admin.display(description="latest resend")
+    def code_delivery(self, obj):
+        return code_delivery_display(obj)
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["directory_tools"] = self._object_tools(request, obj) if obj is not None else []
+        if obj is not None:
+            context["directory_tools"] += resend_tools(self, request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _object_tools(self, request, user) -> list[dict]:

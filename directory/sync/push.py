@@ -182,6 +182,8 @@ def _full_config_call(
     request = full_update_request(operation, described, accepted)
     for path, value in change.payload["after"].items():
         set_path(request, path, copy.deepcopy(value))
+    # None in `after` means "leave the key out" (botocore refuses None values).
+    request = _without_none(request)
     update(request)
     described_after = describe()
     described_after.pop("ClientSecret", None)
@@ -210,6 +212,12 @@ def _full_config_call(
             operation=operation,
         )
     return request
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def _client_call(change: PendingChange, gw: CognitoGateway) -> None:
@@ -298,6 +306,37 @@ def _refresh_pool(change: PendingChange, gw: CognitoGateway) -> None:
     pool.save()
 
 
+def _resend_state(change: PendingChange, gw: CognitoGateway) -> State:
+    # Sent once the call's result is on the change (the push saves it with the outcome).
+    return {"code_sent": bool((change.payload or {}).get("result"))}
+
+
+def _resend_call(change: PendingChange, gw: CognitoGateway) -> None:
+    """Resend a code: the call follows the user's status in Cognito now, not when it was queued."""
+    from django.core.exceptions import ValidationError
+
+    from ..services import resend_code_error, resend_code_plan, resend_code_send
+
+    record = gw.get_user(change.pool.pool_id, change.object_key)
+    if record is None:
+        raise CognitoNotFound("the user no longer exists in Cognito", code="UserNotFoundException")
+    fields = user_fields(record)
+    try:
+        plan = resend_code_plan(
+            pool=change.pool, username=change.object_key, status=fields["status"],
+            email=fields.get("email", ""), phone_number=fields.get("phone_number", ""),
+        )
+    except ValidationError as exc:
+        raise CognitoError("; ".join(exc.messages), code="UnsupportedUserState") from exc
+    try:
+        result = resend_code_send(gateway=gw, pool=change.pool, username=change.object_key, plan=plan)
+    except RETRYABLE:
+        raise
+    except CognitoError as exc:
+        raise CognitoError(resend_code_error(exc), code=exc.code, operation=exc.operation) from exc
+    change.payload = {**change.payload, "result": result}
+
+
 @dataclass(frozen=True)
 class Handler:
     state: Callable[[PendingChange, CognitoGateway], State]
@@ -315,11 +354,13 @@ HANDLERS: dict[str, Handler] = {
     "user.confirm_sign_up": _USER,
     "user.add_to_group": _USER,
     "user.remove_from_group": _USER,
+    "user.resend_code": Handler(_resend_state, _resend_call, _refresh_user),
     "group.create": _GROUP,
     "group.update": _GROUP,
     "group.delete": _GROUP,
     "client.update": Handler(_client_state, _client_call, _refresh_client),
     "pool.update": Handler(_pool_state, _pool_call, _refresh_pool),
+    "pool.update_messages": Handler(_pool_state, _pool_call, _refresh_pool),
 }
 
 
@@ -423,6 +464,8 @@ def _finish(
             "sent": sent,
             **({"error": error} if error else {}),
             **({"wanted": change.payload["after"]} if status == PendingChange.Status.CONFLICT else {}),
+            # What a call answered that operators need to see (a resend's delivery details).
+            **((change.payload or {}).get("result") or {} if status == PendingChange.Status.APPLIED else {}),
         },
         outcome=outcome,
         source=audit.Source.WORKER,
@@ -490,6 +533,12 @@ def revert_mirror(change: PendingChange) -> None:
                 pool.allow_admin_create_user_only = value
             elif key == "DeletionProtection":
                 pool.deletion_protection = value
+            elif key == "VerificationMessageTemplate":
+                pool.verification_message_template = value or {}
+            elif key == "AdminCreateUserConfig.InviteMessageTemplate":
+                config = dict(pool.admin_create_user_config or {})
+                config.pop("InviteMessageTemplate", None)
+                pool.admin_create_user_config = {**config, **({"InviteMessageTemplate": value} if value else {})}
         pool.save()
 
 

@@ -1,4 +1,4 @@
-"""`cognito_emulator`: a local Cognito (moto + shims) on 127.0.0.1, optionally seeded and mirrored."""
+"""`cognito_emulator`: a local Cognito (moto + shims) on 127.0.0.1 (or --host), optionally seeded and mirrored."""
 
 from __future__ import annotations
 
@@ -20,28 +20,44 @@ def _default_port() -> int:
 
 
 class Command(BaseCommand):
-    help = "Run a local Cognito emulator on 127.0.0.1 until interrupted (dev tool)."
+    help = "Run a local Cognito emulator (127.0.0.1 unless --host) until interrupted (dev tool)."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=None, help="Port (default: $COGNITO_EMULATOR_PORT or 9229).")
+        parser.add_argument(
+            "--host", default="127.0.0.1",
+            help="Address to listen on (default 127.0.0.1; 0.0.0.0 exposes the emulator to the network).",
+        )
         parser.add_argument("--seed", choices=["demo"], help="Create demo pools, clients, groups and users.")
         parser.add_argument(
             "--mirror", action="store_true", help="Then run cognito_discover to pull the pools into the mirror."
         )
+        parser.add_argument(
+            "--quota",
+            action="store_true",
+            default=None,
+            help="Enforce Cognito's request-rate quotas (TooManyRequestsException past them); "
+            "default: $COGNITO_EMULATOR_QUOTA.",
+        )
 
     def handle(self, *args: Any, port: int | None = None, seed: str | None = None, mirror: bool = False, **options):
         port = _default_port() if port is None else port
+        host = options.get("host") or "127.0.0.1"
         try:
-            server = emulator.start_server(port=port)
+            server = emulator.start_server(port=port, host=host, quota=options.get("quota"))
         except OSError as exc:
-            raise CommandError(f"cannot listen on 127.0.0.1:{port}: {exc}") from exc
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
 
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.stdout.write(f"Cognito emulator listening on {server.endpoint}")
+            if emulator.quota_mode(options.get("quota")):
+                self.stdout.write("Quota mode: Cognito's request rates enforced (TooManyRequestsException past them)")
             self.stdout.flush()
-            self._point_boto3_at(server.endpoint)
+            # A wildcard address is not one to connect to: this process talks to it on loopback.
+            wildcard = host in {"0.0.0.0", "::"}  # noqa: S104 - a comparison, not a bind
+            self._point_boto3_at(f"http://127.0.0.1:{server.port}" if wildcard else server.endpoint)
             if seed == "demo":
                 self._seed()
             if mirror:
