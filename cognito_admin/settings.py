@@ -52,6 +52,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # https://django-csp.readthedocs.io/ — no site-wide policy (CONTENT_SECURITY_POLICY is unset);
+    # views that show operator-authored HTML (the message editor) set theirs with csp.decorators.csp.
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "cognito_admin.urls"
@@ -175,16 +178,27 @@ else:
 
 # https://django-celery-beat.readthedocs.io/
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Default minutes between scheduled pulls of a pool; each pool can override it in the admin
+# (blank: this default, 0: never on a schedule).
 COGNITO_SYNC_INTERVAL_MINUTES = env.int("COGNITO_SYNC_INTERVAL_MINUTES", default=15)
+# A pool's sync holds a lease (UserPool.sync_lock_*) renewed while it runs; a worker that
+# dies stops renewing and the lease expires after this many seconds.
+COGNITO_SYNC_LEASE_SECONDS = env.int("COGNITO_SYNC_LEASE_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE = {
+    # Every minute: enqueue a pull of each pool whose own interval has passed.
     "sync-all-pools": {
         "task": "directory.tasks.sync_all_pools",
-        "schedule": timedelta(minutes=COGNITO_SYNC_INTERVAL_MINUTES),
+        "schedule": timedelta(seconds=60),
     },
     # The outbox sweeper: re-sends changes whose message was lost or never sent.
     "sweep-outbox": {
         "task": "directory.tasks.sweep_outbox",
         "schedule": timedelta(seconds=env.int("COGNITO_OUTBOX_SWEEP_SECONDS", default=30)),
+    },
+    # Deletes test users whose expiry has passed (through the outbox, audited).
+    "expire-test-users": {
+        "task": "directory.tasks.expire_test_users",
+        "schedule": timedelta(minutes=10),
     },
 }
 
@@ -199,6 +213,21 @@ COGNITO_REGIONS = env.list(
 COGNITO_LOCAL_MODE = env.bool("COGNITO_LOCAL_MODE", default=False)
 # Users written per bulk statement during a pull.
 COGNITO_SYNC_BATCH_SIZE = env.int("COGNITO_SYNC_BATCH_SIZE", default=500)
+
+# The shared request budget (directory/ratelimit.py): token buckets per account, region and
+# Cognito quota category, 80 % of Cognito's default quotas unless overridden, e.g.
+# "UserList=20,UserUpdate=15"; "off" disables it.
+# https://docs.aws.amazon.com/cognito/latest/developerguide/quotas.html#category_operations
+COGNITO_RATE_LIMITS = env("COGNITO_RATE_LIMITS", default="")
+# Where the buckets live: this Redis, else the broker when it is Redis, else in-process.
+COGNITO_RATE_LIMIT_REDIS_URL = env("COGNITO_RATE_LIMIT_REDIS_URL", default="")
+COGNITO_RATE_LIMIT_PREFIX = env("COGNITO_RATE_LIMIT_PREFIX", default="cognito-admin:ratelimit")
+# Share of a category's rate a pull may use while pushes or operators are waiting.
+COGNITO_RATE_LIMIT_PULL_SHARE = env.float("COGNITO_RATE_LIMIT_PULL_SHARE", default=0.7)
+# Seconds a call may wait for a token before it fails as throttled (a push is retried later).
+COGNITO_RATE_LIMIT_MAX_WAIT = env.float("COGNITO_RATE_LIMIT_MAX_WAIT", default=60.0)
+# The account in the budget's keys; set it when deployments for several accounts share a Redis.
+COGNITO_ACCOUNT_ID = env("COGNITO_ACCOUNT_ID", default="")
 # Database alias that sync progress is written through. A pull applies its changes in
 # one transaction (a failed pull leaves the mirror as it was); on PostgreSQL a second
 # connection lets the admin watch SyncRun progress while that transaction is open.

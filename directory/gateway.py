@@ -9,6 +9,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.retries import quota as retry_quota_module
+from botocore.retries import standard
+
+from . import ratelimit
 
 SERVICE = "cognito-idp"
 # Cognito returns at most 60 users a page.
@@ -97,11 +101,45 @@ _clients_lock = threading.Lock()
 def client_config() -> Config:
     # `standard` retries Cognito's TooManyRequestsException with backoff; `legacy` does not.
     return Config(
-        retries={"mode": "standard", "total_max_attempts": 6},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         connect_timeout=5,
         read_timeout=30,
         max_pool_connections=20,
     )
+
+
+MAX_ATTEMPTS = 6
+
+
+class _CognitoRetryConditions(standard.StandardRetryConditions):
+    """botocore's `standard` conditions, except that LimitExceededException is not retried: botocore
+    counts it as throttling, but for Cognito it is a hard quota (codes per user, e-mails per day)."""
+
+    def is_retryable(self, context: Any) -> bool:
+        if context.get_error_code() == "LimitExceededException":
+            return False
+        return super().is_retryable(context)
+
+
+def _install_retry_policy(client: Any) -> None:
+    # Same wiring as botocore.retries.standard.register_retry_handler, with our conditions.
+    name = client.meta.service_model.service_id.hyphenize()
+    unique_id = f"retry-config-{name}"
+    client.meta.events.unregister(f"needs-retry.{name}", unique_id=unique_id)
+    adapter = standard.RetryEventAdapter()
+    detector = standard.ThrottlingErrorDetector(adapter)
+    retry_quota = standard.RetryQuotaChecker(retry_quota_module.RetryQuota(), detector)
+    handler = standard.RetryHandler(
+        retry_policy=standard.RetryPolicy(
+            retry_checker=_CognitoRetryConditions(max_attempts=MAX_ATTEMPTS),
+            retry_backoff=standard.ExponentialBackoff(service_name=name, throttling_detector=detector),
+        ),
+        retry_event_adapter=adapter,
+        retry_quota=retry_quota,
+        service_name=name,
+    )
+    client.meta.events.register(f"after-call.{name}", retry_quota.release_retry_quota)
+    client.meta.events.register(f"needs-retry.{name}", handler.needs_retry, unique_id=unique_id)
 
 
 def get_client(region: str) -> Any:
@@ -110,6 +148,7 @@ def get_client(region: str) -> Any:
         client = _clients.get(region)
         if client is None:
             client = boto3.session.Session().client(SERVICE, region_name=region, config=client_config())
+            _install_retry_policy(client)
             _clients[region] = client
         return client
 
@@ -128,16 +167,32 @@ def _strip_metadata(response: dict[str, Any]) -> dict[str, Any]:
 class CognitoGateway:
     """Typed calls against one region. Every method raises only `CognitoError` subclasses."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, *, purpose: str = "push", account: str | None = None) -> None:
         self.region = region
+        # The shared budget's lane: "pull" (syncs), "push" (the outbox) or "interactive"
+        # (a call made inside an operator's request). See directory/ratelimit.py.
+        self.purpose = purpose
+        self.account = account
         # Retries botocore made (mostly throttling), summed over this gateway's calls.
         self.retries = 0
+        # Seconds spent waiting for the shared request budget.
+        self.budget_wait = 0.0
 
     @property
     def client(self) -> Any:
         return get_client(self.region)
 
+    def _take_token(self, operation: str) -> None:
+        """One token of the operation's quota category from the shared budget (blocks)."""
+        try:
+            self.budget_wait += ratelimit.acquire(
+                operation, region=self.region, lane=self.purpose, account=self.account
+            )
+        except ratelimit.BudgetTimeout as exc:
+            raise CognitoThrottled(str(exc), code="LocalBudgetExhausted", operation=operation) from exc
+
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        self._take_token(operation)
         try:
             response = getattr(self.client, operation)(**params)
         except Exception as exc:  # noqa: BLE001 - translated and re-raised
@@ -148,10 +203,19 @@ class CognitoGateway:
         return _strip_metadata(response)
 
     def _paginate(self, operation: str, result_key: str, **params: Any) -> Iterator[list[dict[str, Any]]]:
+        # Pages are fetched one by one, each after taking a token; a page without a next
+        # token is the last, so no token is taken for a request that is never made.
+        self._take_token(operation)
         try:
             paginator = self.client.get_paginator(operation)
             for page in paginator.paginate(**params):
+                self.retries += int(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
                 yield page.get(result_key, [])
+                if not (page.get("PaginationToken") or page.get("NextToken")):
+                    return
+                self._take_token(operation)
+        except CognitoError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, operation) from exc
 
@@ -211,6 +275,31 @@ class CognitoGateway:
         return None
 
     # User writes -----------------------------------------------------------------------
+    def admin_create_user(
+        self,
+        pool_id: str,
+        username: str,
+        *,
+        attributes: dict[str, str],
+        delivery: list[str],
+        temporary_password: str | None = None,
+        suppress: bool = False,
+    ) -> dict[str, Any]:
+        """AdminCreateUser; returns Cognito's `User` record (no password in it). Without
+        `temporary_password` Cognito generates one and delivers it itself. `delivery` is always
+        sent: Cognito's default medium is SMS. The password is passed on to botocore and nothing else."""
+        params: dict[str, Any] = {
+            "UserPoolId": pool_id,
+            "Username": username,
+            "UserAttributes": [{"Name": k, "Value": v} for k, v in attributes.items()],
+            "DesiredDeliveryMediums": list(delivery),
+        }
+        if temporary_password:
+            params["TemporaryPassword"] = temporary_password
+        if suppress:
+            params["MessageAction"] = "SUPPRESS"
+        return self._call("admin_create_user", **params)["User"]
+
     def admin_update_user_attributes(self, pool_id: str, username: str, attributes: dict[str, str]) -> None:
         self._call(
             "admin_update_user_attributes",
@@ -240,6 +329,55 @@ class CognitoGateway:
 
     def admin_remove_user_from_group(self, pool_id: str, username: str, group: str) -> None:
         self._call("admin_remove_user_from_group", UserPoolId=pool_id, Username=username, GroupName=group)
+
+    def admin_resend_invitation(
+        self, pool_id: str, username: str, *, mediums: list[str]
+    ) -> dict[str, Any]:
+        """AdminCreateUser with MessageAction=RESEND: Cognito generates a new temporary password
+        and sends the invitation again to a FORCE_CHANGE_PASSWORD user. Returns the User record."""
+        return self._call(
+            "admin_create_user",
+            UserPoolId=pool_id,
+            Username=username,
+            MessageAction="RESEND",
+            DesiredDeliveryMediums=mediums,
+        ).get("User", {})
+
+    def resend_confirmation_code(
+        self, client_id: str, username: str, *, secret_hash: str | None = None
+    ) -> dict[str, Any]:
+        """ResendConfirmationCode (a client API: no Admin variant) for an UNCONFIRMED user.
+        Returns Cognito's CodeDeliveryDetails (DeliveryMedium, masked Destination, AttributeName)."""
+        params: dict[str, Any] = {"ClientId": client_id, "Username": username}
+        if secret_hash is not None:
+            params["SecretHash"] = secret_hash
+        return self._call("resend_confirmation_code", **params).get("CodeDeliveryDetails", {})
+
+    def sign_up(
+        self,
+        client_id: str,
+        username: str,
+        password: str,
+        attributes: dict[str, str],
+        *,
+        secret_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """SignUp (a client API): creates an UNCONFIRMED user and has Cognito send the verification
+        message. Used only by the local-mode test send. Returns UserSub and CodeDeliveryDetails."""
+        params: dict[str, Any] = {
+            "ClientId": client_id,
+            "Username": username,
+            "Password": password,
+            "UserAttributes": [{"Name": k, "Value": v} for k, v in attributes.items()],
+        }
+        if secret_hash is not None:
+            params["SecretHash"] = secret_hash
+        return self._call("sign_up", **params)
+
+    def client_secret(self, pool_id: str, client_id: str) -> str | None:
+        """The app client's secret, read now and returned only to the caller, who must drop it
+        after use (never store, log or audit it). None when the client has no secret."""
+        return self.describe_user_pool_client(pool_id, client_id).get("ClientSecret") or None
 
     def admin_list_groups_for_user(self, pool_id: str, username: str) -> list[str]:
         names: list[str] = []
@@ -277,6 +415,16 @@ class CognitoGateway:
         """Members of an operation's request shape, from botocore's service model, so
         that keys AWS adds later are carried by full-config updates too."""
         return list(self.client.meta.service_model.operation_model(operation).input_shape.members)
+
+
+def secret_hash(secret: str, username: str, client_id: str) -> str:
+    """Cognito's SecretHash: Base64(HMAC_SHA256(key=client secret, message=username + client id))."""
+    import base64
+    import hashlib
+    import hmac
+
+    digest = hmac.new(secret.encode(), (username + client_id).encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
 
 
 # DescribeUserPool names a few things differently from UpdateUserPool's request.

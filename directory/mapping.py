@@ -252,8 +252,55 @@ def user_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat()
+
+
+_USER_DATETIMES = ("remote_created_at", "remote_modified_at")
+
+
 def user_hash(fields: Mapping[str, Any]) -> str:
-    return content_hash(fields)
+    """`content_hash(fields)` for a user's fields, without the generic recursive walk.
+
+    A pull hashes every user it lists; the fields of `user_fields` are already JSON types
+    but for two datetimes, so converting those is enough to get the same canonical JSON
+    (and so the same hash as rows stored before).
+    """
+    values = dict(fields)
+    for key in _USER_DATETIMES:
+        value = values.get(key)
+        if isinstance(value, dt.datetime):
+            values[key] = _iso(value)
+    try:
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # something that is not a JSON type yet: take the general path
+        return content_hash(fields)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def created_changes(fields: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """`diff({}, fields)` for a new object, in one pass: {field: [None, value]}."""
+    changes: dict[str, list[Any]] = {}
+    for key in sorted(fields):
+        if key == "raw":
+            continue
+        value = fields[key]
+        if key == "attributes" and isinstance(value, dict):
+            for attr in sorted(value):
+                if value[attr] is not None:
+                    changes[f"attributes.{attr}"] = [None, value[attr]]
+            continue
+        if value is None:
+            continue
+        if type(value) not in _PLAIN:
+            value = _iso(value) if isinstance(value, dt.datetime) else jsonable(value)
+        changes[key] = [None, value]
+    return changes
+
+
+_PLAIN = frozenset({str, bool, int, float})
 
 
 # Diffs ----------------------------------------------------------------------------------------

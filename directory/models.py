@@ -198,13 +198,17 @@ class CognitoUser(models.Model):
         indexes = [
             models.Index(fields=["pool", "email"], name="directory_user_email"),
             models.Index(fields=["pool", "phone_number"], name="directory_user_phone"),
-            models.Index(fields=["pool", "status"], name="directory_user_status"),
+            # Status first, then the changelist's order: a status filter reads its page in
+            # index order instead of sorting every match (also serves pool + status).
+            models.Index(fields=["status", "pool", "username"], name="directory_user_status_list"),
             models.Index(fields=["sub"], name="directory_user_sub"),
             models.Index(fields=["email"], name="directory_user_email_any"),
             # LIKE 'prefix%' can use these on PostgreSQL whatever the collation (ignored on SQLite).
             models.Index(fields=["email"], name="directory_user_email_prefix", opclasses=["varchar_pattern_ops"]),
             models.Index(fields=["username"], name="directory_user_username_prefix", opclasses=["varchar_pattern_ops"]),
-            models.Index(fields=["pool", "enabled"], name="directory_user_disabled", condition=Q(enabled=False)),
+            # Disabled users (few) in the changelist's order. The name-prefix search index,
+            # UPPER(name) text_pattern_ops, is PostgreSQL-only: created by migration 0004.
+            models.Index(fields=["pool", "username"], name="directory_user_disabled_list", condition=Q(enabled=False)),
         ]
 
     def __str__(self) -> str:

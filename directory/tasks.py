@@ -13,24 +13,32 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="directory.tasks.sync_pool")
-def sync_pool(pool_pk: int, source: str = "worker", actor: str = "") -> int | None:
-    """Pull one pool from Cognito into the mirror; returns the SyncRun's pk."""
-    from .sync.pull import sync_pool as pull
+def sync_pool(pool_pk: int, source: str = "worker", actor: str = "", scheduled: bool = False) -> int | None:
+    """Pull one pool from Cognito into the mirror under its sync lease; returns the SyncRun's
+    pk. A run that finds another one going is recorded as `skipped`. A scheduled run that
+    is no longer due (an earlier message of the same schedule ran first) does nothing."""
+    from .sync import lease, schedule
 
     pool = UserPool.objects.filter(pk=pool_pk).first()
     if pool is None:
         logger.info("sync_pool: pool %s no longer exists", pool_pk)
         return None
-    run = pull(pool=pool, source=source, actor=actor)
+    if scheduled and not schedule.is_due(pool):
+        logger.info("sync_pool: %s is no longer due", pool.pool_id)
+        return None
+    run = lease.sync_pool(pool=pool, source=source, actor=actor)
     return run.pk
 
 
 @shared_task(name="directory.tasks.sync_all_pools")
 def sync_all_pools() -> int:
-    """Fan out one `sync_pool` task per known pool."""
-    pks = list(UserPool.objects.values_list("pk", flat=True))
+    """Beat's fan-out (every minute): one `sync_pool` task per pool whose interval has passed
+    since its last pull, or that was never pulled; pools with interval 0 are left alone."""
+    from .sync.schedule import due_pool_pks
+
+    pks = due_pool_pks()
     for pk in pks:
-        sync_pool.delay(pk)
+        sync_pool.delay(pk, scheduled=True)
     return len(pks)
 
 
@@ -87,4 +95,17 @@ def run_bulk_job(job_pk: int) -> int | None:
     job = BulkJob.objects.filter(pk=job_pk).exclude(status=BulkJob.Status.DONE).first()
     if job is None:
         return None
+    if job.operation == "create_test_users":
+        # Creates users itself (rows, not a selection); the sweeper resends it like any queued job.
+        from .testusers import test_users_bulk_run
+
+        return test_users_bulk_run(job=job).processed
     return bulk_job_run(job=job).processed
+
+
+@shared_task(name="directory.tasks.expire_test_users")
+def expire_test_users() -> int:
+    """Request the deletion of test users whose expiry has passed (beat, every few minutes)."""
+    from .testusers import test_users_expire
+
+    return test_users_expire()

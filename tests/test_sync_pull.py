@@ -297,17 +297,42 @@ def test_unreachable_cognito_fails_cleanly(mirrored_then_changed, monkeypatch):
     _assert_failed_and_untouched(pool, before, "Could not connect")
 
 
-def test_throttled_past_retries_mid_listing_rolls_back(mirrored_then_changed, monkeypatch):
+def test_throttled_past_retries_mid_listing_keeps_applied_batches_and_removes_nothing(
+    mirrored_then_changed, monkeypatch, settings
+):
+    # Contract (since pulls commit batch by batch): batches applied before a failure stay,
+    # each with its audit event; nothing is removed, because the listing never completed;
+    # the next pull completes the mirror.
+    settings.COGNITO_SYNC_BATCH_SIZE = 60  # one page a batch
     pool, _ = mirrored_then_changed
-    before = _snapshot(pool)
+    synced_at = pool.last_synced_at
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda s: None)
     client = gateway.get_client("us-east-1")
-    # Pages 1-3 are served (and would be applied); from the 4th call on, Cognito throttles.
+    # Pages 1-3 are served and applied; from the 4th call on, Cognito throttles.
     with inject(client, "ListUsers", lambda n: n >= 4) as calls:
         with pytest.raises(CommandError):
             call_command("cognito_sync", pool.pool_id, verbosity=0)
     assert calls["failed"] == 6  # botocore's standard mode: 1 try + 5 retries
-    _assert_failed_and_untouched(pool, before, "TooManyRequestsException")
+    run = SyncRun.objects.filter(pool=pool).latest("started_at")
+    assert run.status == SyncRun.Status.FAILED and "TooManyRequestsException" in run.error
+    assert (run.pages, run.updated, run.removed) == (3, 1, 0)
+    local = {u.username: u for u in CognitoUser.objects.filter(pool=pool)}
+    assert local["user00150"].enabled is False  # page 3: applied
+    assert "user00003" in local  # deleted remotely, but the listing did not complete
+    assert all(local[f"user{i:05d}"].name != "New" for i in range(190, 200))  # page 4: never fetched
+    events = AuditEvent.objects.filter(correlation_id=str(run.correlation_id))
+    assert events.get(object_id="user00150", action="updated").changes["enabled"] == [True, False]
+    assert events.get(action="sync_failed").outcome == "failed"
+    assert not events.filter(action="deleted").exists()
+    pool.refresh_from_db()
+    assert pool.last_synced_at == synced_at
+
+    run = sync_pool(pool=pool)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert (run.created, run.updated, run.removed) == (0, 10, 1)
+    local = {u.username: u for u in CognitoUser.objects.filter(pool=pool)}
+    assert "user00003" not in local and local["user00150"].enabled is False
+    assert all(local[f"user{i:05d}"].name == "New" for i in range(190, 200))
 
 
 def test_pool_deleted_in_cognito_fails_cleanly(mirrored_then_changed, cognito):

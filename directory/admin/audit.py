@@ -6,12 +6,13 @@ from django.contrib import admin
 from django.db.models import Q
 
 from ..models import AuditEvent
+from .base import ReadOnlyAdminMixin
 from .paginator import CappedCountPaginator
 from .widgets import changes_table, pretty_json
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at", "actor_display", "source", "action", "object_type", "object_display", "pool_id", "outcome",
     )
@@ -33,19 +34,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         "object_id", "object_repr", "pool_id", "changes_display", "detail_display",
     )
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def get_search_results(self, request, queryset, search_term):
         # Exact matches on indexed columns; `icontains` would scan the whole log.

@@ -6,6 +6,25 @@ from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 
 
+class ReadOnlyAdminMixin:
+    """No add, change or delete, superusers included (like django-auditlog's LogEntryAdmin): rows
+    written only by services, workers and the sync."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
 class MirrorAdmin(admin.ModelAdmin):
     """Rows come from Cognito: never added or deleted here, and read-only until edits go through services.
 
@@ -33,19 +52,10 @@ class MirrorAdmin(admin.ModelAdmin):
         return [*declared, *(f for f in flatten_fieldsets(fieldsets) if f not in declared)]
 
 
-class MirrorInline(admin.TabularInline):
+class MirrorInline(ReadOnlyAdminMixin, admin.TabularInline):
     """A read-only inline listing related rows with a link to their own page."""
 
     extra = 0
     max_num = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 
 from .. import services
 from ..models import PendingChange
+from .base import ReadOnlyAdminMixin
 from .pools import truncate
 from .widgets import EMPTY, pretty_json, rows_table, scalar
 
@@ -22,7 +23,7 @@ def _cell(value):
 
 
 @admin.register(PendingChange)
-class PendingChangeAdmin(admin.ModelAdmin):
+class PendingChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at", "operation", "object_type", "object_key", "pool", "actor", "status", "attempts",
         "throttled", "last_error_short",
@@ -49,26 +50,11 @@ class PendingChangeAdmin(admin.ModelAdmin):
         "last_error_display", "payload_display",
     )
 
-    # Written only by services and workers.
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_retry_permission(self, request, obj=None):
         return request.user.has_perm(f"{self.opts.app_label}.retry_pendingchange")
 
     def has_discard_permission(self, request, obj=None):
         return request.user.has_perm(f"{self.opts.app_label}.discard_pendingchange")
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     # --- display --------------------------------------------------------------------------------
 

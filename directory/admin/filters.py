@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import Exists, OuterRef
 
-from ..models import CognitoGroup
+from ..models import CognitoGroup, GroupMembership
 
 POOL_PARAM = "pool__id__exact"
 
@@ -29,5 +30,8 @@ class GroupFilter(admin.SimpleListFilter):
             return queryset
         if not str(value).isdigit():
             raise IncorrectLookupParameters(f"group must be a number, not {value!r}")
-        # One membership per (group, user), so the join cannot duplicate rows.
-        return queryset.filter(memberships__group_id=int(value))
+        # A semi-join (EXISTS) rather than a join: for a big group PostgreSQL can then walk
+        # the users in list order and probe the (group, user) index for each, stopping at a
+        # page, instead of fetching and sorting every member.
+        members = GroupMembership.objects.filter(group_id=int(value), user_id=OuterRef("pk"))
+        return queryset.filter(Exists(members))

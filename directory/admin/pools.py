@@ -4,6 +4,7 @@ Cognito lets operators change after creation (through services.user_pool_update)
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -20,8 +21,12 @@ from kombu.exceptions import OperationalError
 
 from .. import services, tasks
 from ..models import AppClient, AuditEvent, CognitoGroup, MfaConfiguration, PendingChange, SyncRun, UserPool
+from ..sync import schedule
 from .base import MirrorAdmin, MirrorInline
 from .groups import add_errors
+from .messagelog import messages_sent_view
+from .messages import message_urls
+from .testusers import test_user_context, test_user_urls
 from .widgets import EMPTY, bullet_list, changes_table, mapping_table, pretty_json, rows_table, scalar
 
 PASSWORD_REQUIREMENTS = (
@@ -217,7 +222,7 @@ class UserPoolAdmin(MirrorAdmin):
         ("Authentication extensions", {"fields": ("lambda_triggers",)}),
         ("Account recovery", {"fields": ("account_recovery_display",)}),
         ("Deletion protection", {"fields": ("deletion_protection",)}),
-        ("Recent sync runs", {"fields": ("recent_sync_runs",)}),
+        ("Recent sync runs", {"fields": ("sync_schedule", "recent_sync_runs")}),
         ("Pending changes", {"fields": ("pending_changes",)}),
         ("History", {"fields": ("audit_history",)}),
         ("Mirror", {"classes": ("collapse",), "fields": (
@@ -344,6 +349,11 @@ class UserPoolAdmin(MirrorAdmin):
         ordered = sorted(mechanisms, key=lambda m: m.get("Priority", 0))
         return bullet_list(f"{m.get('Priority', '?')}. {m.get('Name', '')}" for m in ordered)
 
+    @admin.display(description="sync schedule")
+    def sync_schedule(self, obj):
+        url = reverse("admin:directory_userpool_schedule", args=[obj.pk])
+        return format_html('{} <a href="{}" id="pool-schedule-link">(change)</a>', schedule.describe(obj), url)
+
     @admin.display(description="recent sync runs")
     def recent_sync_runs(self, obj):
         runs = obj.sync_runs.select_related("pool").order_by("-started_at", "-pk")[:10]
@@ -391,9 +401,15 @@ class UserPoolAdmin(MirrorAdmin):
     def get_urls(self):
         name = f"{self.opts.app_label}_{self.opts.model_name}_sync"
         settings_name = f"{self.opts.app_label}_{self.opts.model_name}_settings"
+        schedule_name = f"{self.opts.app_label}_{self.opts.model_name}_schedule"
         return [
+            path("<path:object_id>/schedule/", self.admin_site.admin_view(self.schedule_view), name=schedule_name),
+            *test_user_urls(self),
             path("<path:object_id>/sync/", self.admin_site.admin_view(self.sync_view), name=name),
             path("<path:object_id>/settings/", self.admin_site.admin_view(self.settings_view), name=settings_name),
+            *message_urls(self),
+            path("<path:object_id>/messages-sent/", self.admin_site.admin_view(partial(messages_sent_view, self)),
+                 name=f"{self.opts.app_label}_{self.opts.model_name}_messages_sent"),
             *super().get_urls(),
         ]
 
@@ -411,6 +427,9 @@ class UserPoolAdmin(MirrorAdmin):
             "sync_url": reverse("admin:directory_userpool_sync", args=[object_id]),
             "can_edit_settings": self.has_edit_settings_permission(request),
             "settings_url": reverse("admin:directory_userpool_settings", args=[object_id]),
+            "can_edit_messages": request.user.has_perm("directory.edit_messages_userpool"),
+            "messages_url": reverse("admin:directory_userpool_messages", args=[object_id]),
+            **test_user_context(self, request, object_id),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -483,3 +502,59 @@ class UserPoolAdmin(MirrorAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/directory/userpool/settings.html", context)
+
+    # --- Schedule ---------------------------------------------------------------------------------
+
+    def schedule_view(self, request, object_id):
+        """Edit how often beat pulls this pool (local only, audited by the service);
+        `admin_view` only checks is_staff, so the permission is checked here."""
+        pool = self.get_object(request, unquote(object_id))
+        if not self.has_edit_settings_permission(request, pool):
+            raise PermissionDenied
+        if pool is None:
+            raise Http404(f"No user pool with primary key {object_id!r}.")
+        change_url = reverse("admin:directory_userpool_change", args=[pool.pk], current_app=self.admin_site.name)
+        if request.method == "POST":
+            form = PoolScheduleForm(request.POST)
+            if form.is_valid():
+                try:
+                    changed = schedule.user_pool_set_sync_interval(
+                        pool=pool, minutes=form.cleaned_data["sync_interval_minutes"],
+                        actor=request.user.get_username(),
+                    )
+                except ValidationError as exc:
+                    add_errors(form, exc)
+                else:
+                    message = f"Sync schedule of {pool}: {schedule.describe(pool)}." if changed else (
+                        f"The sync schedule of {pool} is unchanged."
+                    )
+                    self.message_user(request, message, messages.SUCCESS if changed else messages.INFO)
+                    return HttpResponseRedirect(change_url)
+        else:
+            form = PoolScheduleForm(initial={"sync_interval_minutes": pool.sync_interval_minutes})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Sync schedule of {pool.name}",
+            "opts": self.opts,
+            "original": pool,
+            "change_url": change_url,
+            "form": form,
+            "adminform": helpers.AdminForm(form, [(None, {"fields": ("sync_interval_minutes",)})], {}),
+            "errors": helpers.AdminErrorList(form, []),
+            "current": schedule.describe(pool),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/directory/userpool/schedule.html", context)
+
+
+class PoolScheduleForm(forms.Form):
+    """A pool's sync interval: blank for the default, 0 for off."""
+
+    sync_interval_minutes = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=schedule.MAX_INTERVAL_MINUTES,
+        label="Minutes between scheduled pulls",
+        help_text=f"Blank: the default from settings (COGNITO_SYNC_INTERVAL_MINUTES); 0: off (manual syncs only); "
+        f"at most {schedule.MAX_INTERVAL_MINUTES} (a week).",
+    )

@@ -6,12 +6,13 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from ..models import SyncRun
+from .base import ReadOnlyAdminMixin
 from .pools import format_duration, truncate
 from .widgets import EMPTY
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "started_at", "pool", "status", "source", "finished_at", "duration_display", "pages", "seen",
         "created", "updated", "removed", "unchanged", "error_short",
@@ -31,21 +32,6 @@ class SyncRunAdmin(admin.ModelAdmin):
         "pool", "status", "phase", "source", "actor", "correlation_id", "started_at", "finished_at",
         "duration_display", "pages", "seen", "created", "updated", "removed", "unchanged", "error_display",
     )
-
-    # Written only by the sync itself, like django-auditlog's LogEntryAdmin.
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.display(description="duration")
     def duration_display(self, obj):

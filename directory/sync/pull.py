@@ -1,22 +1,30 @@
 """Remote -> local: pull one pool's settings, app clients, groups, users and memberships.
 
-The mirror's changes are applied in one transaction, so a pull that fails (Cognito
-unreachable, throttled past retries, pool deleted) leaves the mirror exactly as it was.
-Users stream page by page: each page costs one SELECT of the rows it names, and only
-new or changed rows are written. Rows missing from a *complete* listing are found with
-a bitmap of the row ids seen (an eighth of a byte a row), so memory stays flat and the
-rows that were seen are never rewritten.
+Users stream: a background thread fetches ListUsers pages into a small bounded queue
+while this thread maps, hashes and writes them, so the network and the database overlap
+and memory stays flat. Pages are applied in batches of COGNITO_SYNC_BATCH_SIZE users,
+each batch in its own short transaction (rows and their audit events together): one
+SELECT of the names in the batch, then one upsert of the new and changed rows, so an
+unchanged user costs no write at all. Rows missing from a *complete* listing are found
+with a bitmap of the row ids seen (an eighth of a byte a row) and removed only then.
+
+A pull that fails or is killed half-way keeps the batches it committed (each object
+consistent, each change audited) and removes nothing; the next pull completes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from .. import audit
@@ -24,6 +32,7 @@ from ..gateway import CognitoError, CognitoGateway
 from ..mapping import (
     USER_FIELDS,
     client_fields,
+    created_changes,
     diff,
     group_fields,
     model_values,
@@ -65,7 +74,10 @@ _POOL_FIELDS = (
     "remote_created_at",
     "remote_modified_at",
 )
+# is_test_user / test_user_expires_at are local bookkeeping: an upsert never touches them.
 _USER_UPDATE_FIELDS = [f for f in USER_FIELDS if f != "username"] + ["content_hash"]
+# ListUsers pages fetched ahead of the database (60 users each): bounds memory, hides latency.
+PREFETCH_PAGES = 8
 
 
 class IdBitmap:
@@ -115,6 +127,7 @@ class PullContext:
     protected_users: dict[str, set[str]] = field(default_factory=dict)
     pages: int = 0
     seen: int = 0
+    analyzed_at: int = 0
 
     # -- audit helpers -----------------------------------------------------------------
     def event(self, *, action: str, object_type: str, object_id: str, changes: dict, **extra: Any):
@@ -176,8 +189,9 @@ def sync_pool(
     Sends only reads (DescribeUserPool, ListUserPoolClients, DescribeUserPoolClient,
     ListGroups, ListUsers, ListUsersInGroup; never AdminGetUser). Idempotent: a second
     run over an unchanged pool writes nothing but its SyncRun and `last_synced_at`.
-    A failure is recorded on the SyncRun (status `failed`, `error`) and in the audit log;
-    it does not raise.
+    A Cognito failure is recorded on the SyncRun (status `failed`, `error`) and in the
+    audit log; it does not raise. Batches committed before a failure stay (each with its
+    audit events); nothing is removed unless its listing completed.
     """
     db = settings.COGNITO_SYNC_PROGRESS_DB
     run = SyncRun.objects.using(db).create(pool=pool, source=source, actor=actor, phase="starting")
@@ -191,15 +205,19 @@ def sync_pool(
         batch_size=settings.COGNITO_SYNC_BATCH_SIZE,
     )
     try:
+        # Each phase commits on its own (users and memberships batch by batch): a long pull
+        # holds no transaction open, so operators' edits and other workers are not blocked.
         with transaction.atomic():
             _pull_pool(ctx)
+        with transaction.atomic():
             _pull_clients(ctx)
+        with transaction.atomic():
             _pull_groups(ctx)
-            _pull_users(ctx)
-            _pull_memberships(ctx)
-            now = timezone.now()
-            UserPool.objects.filter(pk=pool.pk).update(last_synced_at=now)
-            pool.last_synced_at = now
+        _pull_users(ctx)
+        _pull_memberships(ctx)
+        now = timezone.now()
+        UserPool.objects.filter(pk=pool.pk).update(last_synced_at=now)
+        pool.last_synced_at = now
     except CognitoError as exc:
         _fail(ctx, exc)
         return run
@@ -216,7 +234,7 @@ def sync_pool(
 
 
 def _fail(ctx: PullContext, exc: Exception) -> None:
-    # The transaction rolled back: the mirror is as it was, so the counts are reset too.
+    # Batches committed before the failure stay, so the counts say what was applied.
     run = ctx.run
     reason = str(exc) or type(exc).__name__
     logger.warning("sync of %s failed: %s", ctx.pool.pool_id, reason)
@@ -227,12 +245,14 @@ def _fail(ctx: PullContext, exc: Exception) -> None:
         status=run.status,
         finished_at=run.finished_at,
         error=reason,
-        phase=f"failed during {run.phase}",
-        created=0,
-        updated=0,
-        removed=0,
-        unchanged=0,
-        summary={},
+        phase=f"failed during {run.phase}"[:32],
+        pages=ctx.pages,
+        seen=ctx.seen,
+        created=ctx.users.created,
+        updated=ctx.users.updated,
+        removed=ctx.users.removed,
+        unchanged=ctx.users.unchanged,
+        summary=ctx.summary(),
     )
     audit.record(
         action="sync_failed",
@@ -310,6 +330,9 @@ def _pull_pool(ctx: PullContext) -> None:
             setattr(pool, key, value)
     pool.content_hash = new_hash
     pool.save()
+    from ..messages import record_pulled_templates  # here, not at the top: messages imports services
+
+    record_pulled_templates(pool, actor=ctx.actor)
     ctx.pool_change = "created" if created else "updated"
     audit.record_many(
         [
@@ -405,108 +428,278 @@ def _pull_groups(ctx: PullContext) -> None:
 # Users ---------------------------------------------------------------------------------------------
 
 
+class Prefetch:
+    """Iterate a page iterator that a background thread runs ahead, through a bounded queue.
+
+    The thread only talks to Cognito (the gateway's botocore client is thread-safe); the
+    database stays on the caller's thread. An error in the thread is raised to the caller
+    at the point of the listing it interrupted; `close()` stops the thread early.
+    """
+
+    def __init__(self, pages: Iterator[list[dict[str, Any]]], depth: int = PREFETCH_PAGES) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(pages,), name="cognito-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, pages: Iterator[list[dict[str, Any]]]) -> None:
+        try:
+            for page in pages:
+                if not self._put(("page", page)):
+                    return
+            self._put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            self._put(("error", exc))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "page":
+                yield value
+            elif kind == "done":
+                return
+            else:
+                raise value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _batched_pages(
+    ctx: PullContext, pages: Iterable[list[dict[str, Any]]], *, count_pages: bool = False
+) -> Iterator[list[dict[str, Any]]]:
+    """Pages regrouped into batches of about `batch_size` records (SyncRun.pages counts the user listing's)."""
+    batch: list[dict[str, Any]] = []
+    for page in pages:
+        if count_pages:
+            ctx.pages += 1
+        batch.extend(page)
+        if len(batch) >= ctx.batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _max_id(qs: QuerySet) -> int:
+    return qs.aggregate(top=Max("id"))["top"] or 0
+
+
 def _pull_users(ctx: PullContext) -> None:
     ctx.report("users")
     # Outbound changes in flight are few; one query for the whole listing.
     ctx.protected_users = _protected(ctx.pool, "user")
+    # Rows created after this point by someone else (an operator's new user) are not
+    # candidates for removal: the listing may have passed their place already.
+    horizon = _max_id(CognitoUser.objects.filter(pool=ctx.pool))
     seen = IdBitmap()
-    for page in ctx.gateway.list_users(ctx.pool.pool_id):
-        _apply_user_page(ctx, page, seen)
-        ctx.pages += 1
-        ctx.report("users")
+    with Prefetch(ctx.gateway.list_users(ctx.pool.pool_id)) as pages:
+        for batch in _batched_pages(ctx, pages, count_pages=True):
+            _apply_user_batch(ctx, batch, seen)
+            ctx.report("users")
     # The listing completed: whatever was not seen is gone from Cognito.
-    _remove_unseen_users(ctx, seen)
+    _remove_unseen_users(ctx, seen, horizon)
 
 
-def _apply_user_page(ctx: PullContext, page: list[dict[str, Any]], seen: IdBitmap) -> None:
+def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdBitmap) -> None:
+    """Map, hash and compare a batch; upsert what is new or changed, with its audit events."""
     incoming: dict[str, dict[str, Any]] = {}
-    for record in page:
+    for record in records:
         fields = user_fields(record)
         incoming[fields["username"]] = fields
     ctx.seen += len(incoming)
     existing = {
-        u.username: u
-        for u in CognitoUser.objects.filter(pool=ctx.pool, username__in=list(incoming)).only(
-            "id", "content_hash", *USER_FIELDS
-        )
+        username: (pk, stored_hash)
+        for pk, username, stored_hash in CognitoUser.objects.filter(
+            pool=ctx.pool, username__in=list(incoming)
+        ).values_list("id", "username", "content_hash")
     }
-    protected = ctx.protected_users
-    to_create: list[CognitoUser] = []
-    to_update: list[CognitoUser] = []
-    events = []
+    hashes: dict[str, str] = {}
+    changed: dict[int, str] = {}
     for username, fields in incoming.items():
-        new_hash = user_hash(fields)
-        current = existing.get(username)
-        if current is not None and username in protected and current.content_hash != new_hash:
-            fields = _keep_local(fields, current, protected[username])
-        if current is None:
-            to_create.append(CognitoUser(pool=ctx.pool, content_hash=new_hash, **fields))
+        new_hash = hashes[username] = user_hash(fields)
+        known = existing.get(username)
+        if known is None:
+            continue
+        seen.add(known[0])
+        if known[1] == new_hash:
+            ctx.users.unchanged += 1
+        else:
+            changed[known[0]] = username
+    # Only the changed rows are read in full, for the audit's before values.
+    current_rows = (
+        {u.username: u for u in CognitoUser.objects.filter(id__in=list(changed)).only("id", *USER_FIELDS)}
+        if changed
+        else {}
+    )
+    protected = ctx.protected_users
+    rows: list[CognitoUser] = []
+    events = []
+    created = updated = 0
+    for username, fields in incoming.items():
+        known = existing.get(username)
+        if known is None:
+            rows.append(CognitoUser(pool=ctx.pool, content_hash=hashes[username], **fields))
             events.append(
                 ctx.event(
                     action="created",
                     object_type="user",
                     object_id=username,
                     object_repr=fields["email"] or username,
-                    changes=diff({}, fields),
+                    changes=created_changes(fields),
                     detail={"sub": fields["sub"]},
                 )
             )
+            created += 1
             continue
-        seen.add(current.id)
-        if current.content_hash == new_hash:
-            ctx.users.unchanged += 1
-            continue
+        current = current_rows.get(username)
+        if current is None:
+            continue  # unchanged (or removed by someone else since the SELECT: the next pull sees it)
+        if username in protected:
+            fields = _keep_local(fields, current, protected[username])
         before = model_values(current, USER_FIELDS)
-        for name, value in fields.items():
-            setattr(current, name, value)
-        current.content_hash = new_hash
-        to_update.append(current)
-        events.append(
-            ctx.event(
-                action="updated",
-                object_type="user",
-                object_id=username,
-                object_repr=fields["email"] or username,
-                changes=diff(before, fields),
-                detail={"sub": fields["sub"]},
+        rows.append(CognitoUser(pool=ctx.pool, content_hash=hashes[username], **fields))
+        updated += 1
+        changes = diff(before, fields)
+        if changes:
+            events.append(
+                ctx.event(
+                    action="updated",
+                    object_type="user",
+                    object_id=username,
+                    object_repr=fields["email"] or username,
+                    changes=changes,
+                    detail={"sub": fields["sub"]},
+                )
             )
+    if not rows:
+        return
+    with transaction.atomic():
+        _upsert_users(rows, batch_size=ctx.batch_size)
+        audit.record_many(events, batch_size=ctx.batch_size)
+    for row in rows:
+        if row.pk is not None:
+            seen.add(row.pk)
+    ctx.users.created += created
+    ctx.users.updated += updated
+    _refresh_planner_statistics(ctx)
+
+
+def _refresh_planner_statistics(ctx: PullContext) -> None:
+    """ANALYZE the user table each time a pull has doubled what it inserted (from 5,000 on).
+
+    Each batch looks its users up by (pool, username). A first pull of a big pool grows
+    the table far faster than autovacuum re-plans it; with statistics from an empty table
+    PostgreSQL reads the lookups through the pool index and filters the whole pool, so
+    every batch would cost more than the last. A handful of ANALYZEs (log2 of the pool's
+    size, each a sample of a few thousand rows) keep every lookup on the unique index.
+    """
+    connection = connections[CognitoUser.objects.db]
+    if connection.vendor != "postgresql" or ctx.users.created < max(5_000, 2 * ctx.analyzed_at):
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(CognitoUser._meta.db_table)}")
+    ctx.analyzed_at = ctx.users.created
+
+
+def _upsert_users(rows: list[CognitoUser], *, batch_size: int) -> None:
+    """Insert new and update changed rows in one statement, setting each row's pk.
+
+    A row an operator created meanwhile is updated rather than failing the batch. The
+    local bookkeeping columns (is_test_user, test_user_expires_at) are not updated, so a
+    pull never resets them. On PostgreSQL the rows travel by COPY into a temporary table
+    (Django's bulk_create adapts every value into text arrays, several times slower).
+    """
+    connection = connections[CognitoUser.objects.db]
+    if connection.vendor != "postgresql":
+        CognitoUser.objects.bulk_create(
+            rows,
+            batch_size=batch_size,
+            update_conflicts=True,
+            unique_fields=["pool", "username"],
+            update_fields=_USER_UPDATE_FIELDS,
         )
-    if to_create:
-        CognitoUser.objects.bulk_create(to_create, batch_size=ctx.batch_size)
-        for user in to_create:
-            seen.add(user.id)
-        ctx.users.created += len(to_create)
-    if to_update:
-        CognitoUser.objects.bulk_update(to_update, _USER_UPDATE_FIELDS, batch_size=ctx.batch_size)
-        ctx.users.updated += len(to_update)
-    audit.record_many(events)
+        return
+    fields = [f for f in CognitoUser._meta.concrete_fields if not f.primary_key]
+    update = {CognitoUser._meta.get_field(name).column for name in _USER_UPDATE_FIELDS}
+    quote = connection.ops.quote_name
+    table = quote(CognitoUser._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    # Named after its columns: a connection kept across a migration never reuses a stale one.
+    stage = "directory_pull_stage_" + hashlib.md5(columns.encode(), usedforsecurity=False).hexdigest()[:12]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
+            f"AS SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        cursor.execute(f"TRUNCATE {stage}")
+        with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields])
+        assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in sorted(update))
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
+            f"ON CONFLICT ({quote('pool_id')}, {quote('username')}) DO UPDATE SET {assignments} "
+            f"RETURNING {quote('id')}, {quote('username')}"
+        )
+        ids = dict((username, pk) for pk, username in cursor.fetchall())
+    for row in rows:
+        row.pk = ids.get(row.username)
 
 
-def _remove_unseen_users(ctx: PullContext, seen: IdBitmap) -> None:
+def _remove_unseen_users(ctx: PullContext, seen: IdBitmap, horizon: int) -> None:
     ctx.report("removing users")
-    ids = CognitoUser.objects.filter(pool=ctx.pool).order_by("id").values_list("id", flat=True)
-    gone: list[int] = []
-    for user_id in ids.iterator(chunk_size=5000):
-        if user_id not in seen:
-            gone.append(user_id)
+    protected = ctx.protected_users
+    ids = (
+        CognitoUser.objects.filter(pool=ctx.pool, id__lte=horizon)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    gone = [user_id for user_id in ids.iterator(chunk_size=5000) if user_id not in seen]
     for start in range(0, len(gone), ctx.batch_size):
         batch = gone[start : start + ctx.batch_size]
         events = []
-        for user in CognitoUser.objects.filter(id__in=batch).only("id", *USER_FIELDS):
-            before = model_values(user, USER_FIELDS)
-            events.append(
-                ctx.event(
-                    action="deleted",
-                    object_type="user",
-                    object_id=user.username,
-                    object_repr=user.email or user.username,
-                    changes={k: [v[1], None] for k, v in diff({}, before).items()},
-                    detail={"sub": user.sub},
+        doomed = []
+        with transaction.atomic():
+            for user in CognitoUser.objects.filter(id__in=batch).only("id", *USER_FIELDS):
+                if user.username in protected:
+                    continue  # an outbound change (e.g. a creation) is still on its way
+                doomed.append(user.pk)
+                before = model_values(user, USER_FIELDS)
+                events.append(
+                    ctx.event(
+                        action="deleted",
+                        object_type="user",
+                        object_id=user.username,
+                        object_repr=user.email or user.username,
+                        changes={k: [v[1], None] for k, v in diff({}, before).items()},
+                        detail={"sub": user.sub},
+                    )
                 )
-            )
-        CognitoUser.objects.filter(id__in=batch).delete()
-        ctx.users.removed += len(batch)
-        audit.record_many(events)
+            CognitoUser.objects.filter(id__in=doomed).delete()
+            audit.record_many(events)
+        ctx.users.removed += len(doomed)
+        ctx.report("removing users")
 
 
 # Memberships ------------------------------------------------------------------------------------------
@@ -520,41 +713,59 @@ def _pull_memberships(ctx: PullContext) -> None:
         if any(f.startswith("groups.") for f in fields)
     }
     for group in CognitoGroup.objects.filter(pool=ctx.pool).order_by("name"):
+        horizon = _max_id(GroupMembership.objects.filter(group=group))
         seen = IdBitmap()
-        for page in ctx.gateway.list_users_in_group(ctx.pool.pool_id, group.name):
-            usernames = [u["Username"] for u in page]
-            users = dict(
-                CognitoUser.objects.filter(pool=ctx.pool, username__in=usernames).values_list("id", "username")
-            )
-            current = dict(
-                GroupMembership.objects.filter(group=group, user_id__in=list(users)).values_list("user_id", "id")
-            )
-            new = [
-                GroupMembership(group=group, user_id=uid)
-                for uid in users
-                if uid not in current and users[uid] not in protected_users
-            ]
-            for membership_id in current.values():
-                seen.add(membership_id)
-            ctx.memberships.unchanged += len(current)
-            if new:
-                GroupMembership.objects.bulk_create(new, batch_size=ctx.batch_size)
-                for m in new:
-                    seen.add(m.id)
-                ctx.memberships.created += len(new)
-                audit.record_many([_membership_event(ctx, group, users[m.user_id], "group_added") for m in new])
-        stale = [
-            (mid, username)
-            for mid, username in GroupMembership.objects.filter(group=group)
-            .order_by("id")
-            .values_list("id", "user__username")
-            .iterator(chunk_size=5000)
-            if mid not in seen and username not in protected_users
-        ]
-        if stale:
-            GroupMembership.objects.filter(id__in=[mid for mid, _ in stale]).delete()
-            ctx.memberships.removed += len(stale)
-            audit.record_many([_membership_event(ctx, group, username, "group_removed") for _, username in stale])
+        with Prefetch(ctx.gateway.list_users_in_group(ctx.pool.pool_id, group.name)) as pages:
+            for batch in _batched_pages(ctx, pages):
+                _apply_membership_batch(ctx, group, batch, seen, protected_users)
+        _remove_stale_memberships(ctx, group, seen, horizon, protected_users)
+
+
+def _apply_membership_batch(
+    ctx: PullContext,
+    group: CognitoGroup,
+    records: list[dict[str, Any]],
+    seen: IdBitmap,
+    protected_users: set[str],
+) -> None:
+    usernames = list({u["Username"] for u in records})
+    users = dict(CognitoUser.objects.filter(pool=ctx.pool, username__in=usernames).values_list("id", "username"))
+    current = dict(GroupMembership.objects.filter(group=group, user_id__in=list(users)).values_list("user_id", "id"))
+    for membership_id in current.values():
+        seen.add(membership_id)
+    ctx.memberships.unchanged += len(current)
+    new = [
+        GroupMembership(group=group, user_id=uid)
+        for uid in users
+        if uid not in current and users[uid] not in protected_users
+    ]
+    if not new:
+        return
+    with transaction.atomic():
+        GroupMembership.objects.bulk_create(new, batch_size=ctx.batch_size)
+        audit.record_many([_membership_event(ctx, group, users[m.user_id], "group_added") for m in new])
+    for m in new:
+        seen.add(m.id)
+    ctx.memberships.created += len(new)
+
+
+def _remove_stale_memberships(
+    ctx: PullContext, group: CognitoGroup, seen: IdBitmap, horizon: int, protected_users: set[str]
+) -> None:
+    stale = [
+        (mid, username)
+        for mid, username in GroupMembership.objects.filter(group=group, id__lte=horizon)
+        .order_by("id")
+        .values_list("id", "user__username")
+        .iterator(chunk_size=5000)
+        if mid not in seen and username not in protected_users
+    ]
+    for start in range(0, len(stale), ctx.batch_size):
+        batch = stale[start : start + ctx.batch_size]
+        with transaction.atomic():
+            GroupMembership.objects.filter(id__in=[mid for mid, _ in batch]).delete()
+            audit.record_many([_membership_event(ctx, group, username, "group_removed") for _, username in batch])
+        ctx.memberships.removed += len(batch)
 
 
 def _membership_event(ctx: PullContext, group: CognitoGroup, username: str, action: str):

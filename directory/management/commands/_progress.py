@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from directory.audit import Source
 from directory.models import SyncRun, UserPool
-from directory.sync.pull import sync_pool
+from directory.sync.lease import sync_pool
 
 
 def run_syncs(command: BaseCommand, pools: list[UserPool], *, verbosity: int = 1) -> int:
@@ -33,7 +33,9 @@ def run_syncs(command: BaseCommand, pools: list[UserPool], *, verbosity: int = 1
 
         run = sync_pool(pool=pool, source=Source.COMMAND, progress=progress)
         bar.close()
-        if run.status == SyncRun.Status.SUCCEEDED:
+        if run.status == SyncRun.Status.SKIPPED:
+            command.stdout.write(command.style.WARNING(f"{pool.pool_id} {pool.name}: skipped: {run.error}"))
+        elif run.status == SyncRun.Status.SUCCEEDED:
             s = run.summary
             command.stdout.write(
                 command.style.SUCCESS(f"{pool.pool_id} {pool.name}: ok")
