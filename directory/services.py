@@ -27,6 +27,7 @@ from .models import (
     UserPool,
     UserStatus,
 )
+from .sync.push import POOL_SETTING_FIELDS
 from .validation import validate_group, validate_urls, validate_user_attributes
 
 logger = logging.getLogger(__name__)
@@ -842,7 +843,8 @@ def user_pool_update(
         pool.allow_admin_create_user_only = after["AdminCreateUserConfig.AllowAdminCreateUserOnly"]
     if "DeletionProtection" in after:
         pool.deletion_protection = after["DeletionProtection"]
-    pool.save()
+    # Only the settings: a full save would write back a stale sync lease or last_synced_at.
+    pool.save(update_fields=POOL_SETTING_FIELDS)
     return _request(
         pool=pool,
         object_type="pool",

@@ -287,3 +287,29 @@ def test_worker_killed_mid_sync_leaves_a_lease_that_expires(transactional_db, co
         server.stop()
         with contextlib.suppress(Exception):
             log.close()
+
+
+@pytest.mark.django_db
+def test_a_settings_edit_and_its_push_leave_a_running_sync_lease_alone(
+    mirrored_pool, django_capture_on_commit_callbacks
+):
+    from directory import services
+    from directory.sync.pull import sync_pool as pull
+
+    pool = mirrored_pool
+    assert pull(pool=pool).status == "succeeded"
+    pool.refresh_from_db()  # the operator's copy, read before a sync takes the lease
+    expires = timezone.now() + timedelta(seconds=120)
+    synced = timezone.now()
+    UserPool.objects.filter(pk=pool.pk).update(
+        sync_lock_token="held-by-a-worker", sync_lock_expires_at=expires, last_synced_at=synced
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        change = services.user_pool_update(pool=pool, changes={"deletion_protection": "ACTIVE"}, actor="dave")
+    change.refresh_from_db()
+    assert change.status == "applied"
+    stored = UserPool.objects.get(pk=pool.pk)
+    assert stored.deletion_protection == "ACTIVE"
+    assert (stored.sync_lock_token, stored.sync_lock_expires_at, stored.last_synced_at) == (
+        "held-by-a-worker", expires, synced
+    )

@@ -34,6 +34,16 @@ logger = logging.getLogger(__name__)
 
 State = dict[str, Any]
 RETRYABLE = (CognitoThrottled, CognitoUnavailable)
+# The pool settings an operator can change here (and a discard puts back).
+POOL_SETTING_FIELDS = [
+    "password_policy",
+    "temporary_password_validity_days",
+    "mfa_configuration",
+    "allow_admin_create_user_only",
+    "deletion_protection",
+    "verification_message_template",
+    "admin_create_user_config",
+]
 
 
 class VerificationFailed(CognitoError):
@@ -303,7 +313,7 @@ def _refresh_pool(change: PendingChange, gw: CognitoGateway) -> None:
     for name, value in fields.items():
         setattr(pool, name, value)
     pool.content_hash = pool_hash(fields)
-    pool.save()
+    pool.save(update_fields=[*(name for name in fields if name != "pool_id"), "content_hash"])
 
 
 def _resend_state(change: PendingChange, gw: CognitoGateway) -> State:
@@ -539,7 +549,8 @@ def revert_mirror(change: PendingChange) -> None:
                 config = dict(pool.admin_create_user_config or {})
                 config.pop("InviteMessageTemplate", None)
                 pool.admin_create_user_config = {**config, **({"InviteMessageTemplate": value} if value else {})}
-        pool.save()
+        # Only the settings: a full save would write back a stale sync lease or last_synced_at.
+        pool.save(update_fields=POOL_SETTING_FIELDS)
 
 
 def pending_for_sweep(*, older_than_seconds: int = 30, stale_applying_seconds: int = 900) -> list[int]:
