@@ -228,9 +228,9 @@ COGNITO_RATE_LIMIT_PULL_SHARE = env.float("COGNITO_RATE_LIMIT_PULL_SHARE", defau
 COGNITO_RATE_LIMIT_MAX_WAIT = env.float("COGNITO_RATE_LIMIT_MAX_WAIT", default=60.0)
 # The account in the budget's keys; set it when deployments for several accounts share a Redis.
 COGNITO_ACCOUNT_ID = env("COGNITO_ACCOUNT_ID", default="")
-# Database alias that sync progress is written through. A pull applies its changes in
-# one transaction (a failed pull leaves the mirror as it was); on PostgreSQL a second
-# connection lets the admin watch SyncRun progress while that transaction is open.
+# Database alias that sync progress is written through. A pull commits batch by batch
+# (each batch's rows with their audit events); on PostgreSQL a second connection keeps
+# SyncRun progress visible to the admin even while a batch's transaction is open.
 COGNITO_SYNC_PROGRESS_DB = "default"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not TESTING:
     DATABASES["progress"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
