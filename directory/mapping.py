@@ -35,8 +35,16 @@ USER_TYPED_ATTRIBUTES = {
 _BOOL_ATTRIBUTES = {"email_verified": "email_verified", "phone_number_verified": "phone_number_verified"}
 
 
+_SCALARS = frozenset({str, bool, int, float, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """Turn a boto3 structure into plain JSON types (datetimes become ISO 8601 strings)."""
+    kind = type(value)
+    if kind in _SCALARS:  # most values: no ABC isinstance checks
+        return value
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
@@ -53,14 +61,16 @@ def jsonable(value: Any) -> Any:
 
 
 # Keys whose members merely share a secret's name (TokenValidityUnits' AccessToken: "hours").
-_NOT_SECRET_CONTAINERS = frozenset({"TokenValidityUnits", "token_validity_units"})
+NOT_SECRET_CONTAINERS = frozenset({"TokenValidityUnits", "token_validity_units"})
 
 
 def without_secrets(value: Any) -> Any:
     """A copy of a structure with every secret-bearing key removed, at any depth."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Mapping):
         return {
-            k: (v if k in _NOT_SECRET_CONTAINERS else without_secrets(v))
+            k: (v if k in NOT_SECRET_CONTAINERS else without_secrets(v))
             for k, v in value.items()
             if k not in SECRET_KEYS
         }
@@ -317,7 +327,10 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any], *, skip: Iterable[
     for key in sorted(set(before) | set(after)):
         if key in skipped:
             continue
-        old, new = jsonable(before.get(key)), jsonable(after.get(key))
+        old, new = before.get(key), after.get(key)
+        if old == new:  # equal values have equal JSON forms: skip the walk (most of a user's fields)
+            continue
+        old, new = jsonable(old), jsonable(new)
         if old == new:
             continue
         if key == "attributes" and isinstance(old, dict | type(None)) and isinstance(new, dict | type(None)):

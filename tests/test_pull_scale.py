@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 
 import pytest
 from django.db import connection
@@ -117,7 +118,20 @@ class WorkerKilled(BaseException):
     """Stands for the worker process dying mid-listing (not an Exception: nothing handles it)."""
 
 
-def test_interrupted_sync_leaves_a_consistent_mirror_and_the_next_run_completes_it(cognito, settings):
+# A pull outside a transaction on PostgreSQL writes its batches on a second thread (BatchWriter);
+# inside a test's transaction, or on SQLite, in place. CI runs on PostgreSQL, so both paths run there.
+threaded_on_postgresql = pytest.param(
+    True,
+    marks=[
+        pytest.mark.django_db(transaction=True),
+        pytest.mark.skipif(connection.vendor != "postgresql", reason="the threaded writer is PostgreSQL's (CI)"),
+    ],
+    id="threaded-writer",
+)
+
+
+@pytest.mark.parametrize("threaded", [pytest.param(False, id="in-place"), threaded_on_postgresql])
+def test_interrupted_sync_leaves_a_consistent_mirror_and_the_next_run_completes_it(cognito, settings, threaded):
     settings.COGNITO_SYNC_BATCH_SIZE = 60  # one page a batch, so some batches commit before the kill
     pool_id = _populate(cognito, 300)
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
@@ -180,3 +194,55 @@ def test_local_bookkeeping_survives_a_pull(cognito):
     user = CognitoUser.objects.get(pool=pool, username="user00001")
     assert (user.name, user.enabled) == ("Changed", False)
     assert user.is_test_user is True and user.test_user_expires_at == expires
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the threaded writer is PostgreSQL's (CI)")
+def test_threaded_writer_mirrors_creates_updates_and_removals(cognito, settings):
+    settings.COGNITO_SYNC_BATCH_SIZE = 60
+    pool_id = _populate(cognito, 250)
+    pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
+    writers: set[str] = set()
+
+    def watch(run, ctx):
+        writers.update(t.name for t in threading.enumerate() if t.name.startswith("pull-writer"))
+
+    run = sync_pool(pool=pool, progress=watch)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert writers, "the batches were not written on the writer thread"
+    assert (run.created, run.pages) == (250, 5)
+    _mirror_matches_remote(cognito, pool)
+    created = AuditEvent.objects.filter(correlation_id=str(run.correlation_id), object_type="user", action="created")
+    assert created.count() == 250
+    assert created.get(object_id="user00042").changes["email"] == [None, "user42@example.com"]
+
+    for i in (3, 130, 249):
+        cognito.admin_update_user_attributes(
+            UserPoolId=pool_id, Username=f"user{i:05d}", UserAttributes=[{"Name": "name", "Value": f"Renamed {i}"}]
+        )
+    cognito.admin_delete_user(UserPoolId=pool_id, Username="user00100")
+    run = _pull(pool)
+    assert (run.created, run.updated, run.removed, run.unchanged) == (0, 3, 1, 246)
+    _mirror_matches_remote(cognito, pool)
+    renamed = AuditEvent.objects.get(correlation_id=str(run.correlation_id), action="updated", object_id="user00130")
+    assert renamed.changes["name"] == ["User 130", "Renamed 130"]
+    assert _pull(pool).unchanged == 249
+
+
+def test_new_row_an_operator_created_meanwhile_is_updated_not_a_failed_batch():
+    """The batch's SELECT missed a user created since (so the pull takes it as new): the
+    upsert updates that row, keeps its local bookkeeping, and writes the other new user."""
+    from directory.mapping import user_fields, user_hash
+    from directory.sync.pull import _upsert_users
+
+    pool = UserPool.objects.create(pool_id="us-east-1_race", region="us-east-1")
+    CognitoUser.objects.create(pool=pool, username="raced", email="old@example.com", is_test_user=True)
+    raced = user_fields({"Username": "raced", "Attributes": [{"Name": "email", "Value": "new@example.com"}]})
+    fresh = user_fields({"Username": "fresh", "Attributes": [{"Name": "email", "Value": "fresh@example.com"}]})
+    _upsert_users(pool, [(raced, user_hash(raced), True), (fresh, user_hash(fresh), True)], batch_size=500)
+
+    rows = {u.username: u for u in CognitoUser.objects.filter(pool=pool)}
+    assert set(rows) == {"raced", "fresh"}
+    assert rows["raced"].email == "new@example.com" and rows["raced"].is_test_user is True
+    assert rows["raced"].content_hash == user_hash(raced)
+    assert rows["fresh"].email == "fresh@example.com" and rows["fresh"].is_test_user is False

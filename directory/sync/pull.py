@@ -1,8 +1,9 @@
 """Remote -> local: pull one pool's settings, app clients, groups, users and memberships.
 
 Users stream: a background thread fetches ListUsers pages into a small bounded queue
-while this thread maps, hashes and writes them, so the network and the database overlap
-and memory stays flat. Pages are applied in batches of COGNITO_SYNC_BATCH_SIZE users,
+while this thread maps and hashes them and (on PostgreSQL, outside a transaction) a
+writer thread with its own connection writes the previous batch, so the network, this
+process and the database overlap and memory stays flat. Pages are applied in batches of COGNITO_SYNC_BATCH_SIZE users,
 each batch in its own short transaction (rows and their audit events together): one
 SELECT of the names in the batch, then one upsert of the new and changed rows, so an
 unchanged user costs no write at all. Rows missing from a *complete* listing are found
@@ -14,16 +15,20 @@ consistent, each change audited) and removes nothing; the next pull completes it
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
+import operator
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
@@ -130,17 +135,17 @@ class PullContext:
     analyzed_at: int = 0
 
     # -- audit helpers -----------------------------------------------------------------
-    def event(self, *, action: str, object_type: str, object_id: str, changes: dict, **extra: Any):
-        return audit.build(
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            changes=changes,
+    def event(self, *, action: str, object_type: str, object_id: str, changes: dict, **extra: Any) -> dict[str, Any]:
+        """One audit event's own arguments; `write_events` adds what the pull's events share."""
+        return {"action": action, "object_type": object_type, "object_id": object_id, "changes": changes, **extra}
+
+    def write_events(self, events: list[dict[str, Any]]) -> None:
+        audit.copy_many(
+            events,
             source=self.source,
             actor=self.actor,
             pool_id=self.pool.pool_id,
             correlation_id=str(self.run.correlation_id),
-            **extra,
         )
 
     def report(self, phase: str) -> None:
@@ -279,14 +284,15 @@ def _protected(pool: UserPool, object_type: str, keys: list[str] | None = None) 
     return protected
 
 
-def _keep_local(fields: dict[str, Any], current: CognitoUser, keep: set[str]) -> dict[str, Any]:
+def _keep_local(fields: dict[str, Any], current: dict[str, Any], keep: set[str]) -> dict[str, Any]:
+    """The pulled fields with the protected paths kept at the stored row's values (`current`)."""
     merged = dict(fields)
     attributes = dict(fields["attributes"])
     for path in keep:
         if path.startswith("attributes."):
             name = path.split(".", 1)[1]
-            if name in current.attributes:
-                attributes[name] = current.attributes[name]
+            if name in current["attributes"]:
+                attributes[name] = current["attributes"][name]
             else:
                 attributes.pop(name, None)
             typed = {
@@ -298,9 +304,9 @@ def _keep_local(fields: dict[str, Any], current: CognitoUser, keep: set[str]) ->
                 "phone_number_verified": "phone_number_verified",
             }
             if name in typed:
-                merged[typed[name]] = getattr(current, typed[name])
+                merged[typed[name]] = current[typed[name]]
         elif path in merged:
-            merged[path] = getattr(current, path)
+            merged[path] = current[path]
     merged["attributes"] = attributes
     return merged
 
@@ -334,7 +340,7 @@ def _pull_pool(ctx: PullContext) -> None:
 
     record_pulled_templates(pool, actor=ctx.actor)
     ctx.pool_change = "created" if created else "updated"
-    audit.record_many(
+    ctx.write_events(
         [
             ctx.event(
                 action=ctx.pool_change,
@@ -404,7 +410,7 @@ def _reconcile_small(
                 changes={k: [v[1], None] for k, v in diff({}, before).items()},
             )
         )
-    audit.record_many(events)
+    ctx.write_events(events)
 
 
 def _pull_clients(ctx: PullContext) -> None:
@@ -513,21 +519,110 @@ def _pull_users(ctx: PullContext) -> None:
     # candidates for removal: the listing may have passed their place already.
     horizon = _max_id(CognitoUser.objects.filter(pool=ctx.pool))
     seen = IdBitmap()
-    with Prefetch(ctx.gateway.list_users(ctx.pool.pool_id)) as pages:
+    with Prefetch(ctx.gateway.list_users(ctx.pool.pool_id)) as pages, BatchWriter(ctx, seen) as writer:
         for batch in _batched_pages(ctx, pages, count_pages=True):
-            _apply_user_batch(ctx, batch, seen)
+            _apply_user_batch(ctx, batch, seen, writer)
             ctx.report("users")
     # The listing completed: whatever was not seen is gone from Cognito.
     _remove_unseen_users(ctx, seen, horizon)
 
 
-def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdBitmap) -> None:
+class BatchWriter:
+    """Writes the user batches (upsert and audit events, one transaction each).
+
+    On PostgreSQL outside a transaction (a worker's or command's pull, not a test's atomic
+    block) the writes run on a second thread with its own connection, one batch at a time:
+    while PostgreSQL indexes batch N this thread maps and hashes batch N+1 (psycopg waits
+    without the GIL). Results (row ids for the removal bitmap, counts) are taken back on
+    this thread; a failed write is raised here at the next batch or at the end. Elsewhere
+    each batch is written in place.
+    """
+
+    def __init__(self, ctx: PullContext, seen: IdBitmap) -> None:
+        self.ctx = ctx
+        self.seen = seen
+        connection = connections[CognitoUser.objects.db]
+        threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pull-writer") if threaded else None
+        self._pending: tuple[Future[list[int]], int, int] | None = None
+        self._pending_names: frozenset[str] = frozenset()
+
+    def _write(self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]]) -> list[int]:
+        with transaction.atomic(using=CognitoUser.objects.db):
+            ids = _upsert_users(self.ctx.pool, rows, batch_size=self.ctx.batch_size)
+            self.ctx.write_events(events)
+        return ids
+
+    def _done(self, ids: list[int], created: int, updated: int) -> None:
+        for pk in ids:
+            self.seen.add(pk)
+        self.ctx.users.created += created
+        self.ctx.users.updated += updated
+        _refresh_planner_statistics(self.ctx)
+
+    def submit(
+        self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]], *, created: int, updated: int
+    ) -> None:
+        self.wait()  # one batch in flight: memory stays flat and a failure stops the pull early
+        if self._executor is None:
+            self._done(self._write(rows, events), created, updated)
+            return
+        self._pending = (self._executor.submit(self._write, rows, events), created, updated)
+        self._pending_names = frozenset(fields["username"] for fields, *_ in rows)
+
+    def wait(self) -> None:
+        """Apply the result of the batch in flight (raising its error), if any."""
+        pending, self._pending, self._pending_names = self._pending, None, frozenset()
+        if pending is not None:
+            future, created, updated = pending
+            self._done(future.result(), created, updated)
+
+    def wait_for(self, usernames: Iterable[str]) -> None:
+        """Wait for the batch in flight if it writes any of these users (so a SELECT sees it)."""
+        if self._pending_names and not self._pending_names.isdisjoint(usernames):
+            self.wait()
+
+    def _progress_after_failure(self, created: int, updated: int) -> None:
+        try:
+            self.ctx.users.created += created
+            self.ctx.users.updated += updated
+            self.ctx.report("users")
+        except Exception:  # noqa: BLE001 - the pull's own error is the one to raise
+            logger.exception("could not record the progress of %s", self.ctx.pool.pool_id)
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if self._executor is None:
+            return
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self._pending is not None:
+                # The pull already failed: let the batch in flight end (commit or roll back), keep the
+                # first error, and record the progress of a batch that committed.
+                future, created, updated = self._pending
+                self._pending = None
+                if future.exception() is None:
+                    self._progress_after_failure(created, updated)
+        finally:
+            self._executor.submit(_close_thread_connection).result()
+            self._executor.shutdown()
+
+
+def _close_thread_connection() -> None:
+    connections[CognitoUser.objects.db].close()  # resolved on the calling (writer) thread: its own connection
+
+
+def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdBitmap, writer: BatchWriter) -> None:
     """Map, hash and compare a batch; upsert what is new or changed, with its audit events."""
     incoming: dict[str, dict[str, Any]] = {}
     for record in records:
         fields = user_fields(record)
         incoming[fields["username"]] = fields
     ctx.seen += len(incoming)
+    writer.wait_for(incoming)
     existing = {
         username: (pk, stored_hash)
         for pk, username, stored_hash in CognitoUser.objects.filter(
@@ -535,7 +630,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
         ).values_list("id", "username", "content_hash")
     }
     hashes: dict[str, str] = {}
-    changed: dict[int, str] = {}
+    changed: list[int] = []
     for username, fields in incoming.items():
         new_hash = hashes[username] = user_hash(fields)
         known = existing.get(username)
@@ -545,30 +640,30 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
         if known[1] == new_hash:
             ctx.users.unchanged += 1
         else:
-            changed[known[0]] = username
-    # Only the changed rows are read in full, for the audit's before values.
+            changed.append(known[0])
+    # Only the changed rows are read in full (as plain dicts), for the audit's before values.
     current_rows = (
-        {u.username: u for u in CognitoUser.objects.filter(id__in=list(changed)).only("id", *USER_FIELDS)}
+        {row["username"]: row for row in CognitoUser.objects.filter(id__in=changed).values(*USER_FIELDS)}
         if changed
         else {}
     )
     protected = ctx.protected_users
-    rows: list[CognitoUser] = []
-    events = []
+    rows: list[tuple[dict[str, Any], str, bool]] = []
+    events: list[dict[str, Any]] = []
     created = updated = 0
     for username, fields in incoming.items():
         known = existing.get(username)
         if known is None:
-            rows.append(CognitoUser(pool=ctx.pool, content_hash=hashes[username], **fields))
+            rows.append((fields, hashes[username], True))
             events.append(
-                ctx.event(
-                    action="created",
-                    object_type="user",
-                    object_id=username,
-                    object_repr=fields["email"] or username,
-                    changes=created_changes(fields),
-                    detail={"sub": fields["sub"]},
-                )
+                {
+                    "action": "created",
+                    "object_type": "user",
+                    "object_id": username,
+                    "object_repr": fields["email"] or username,
+                    "changes": created_changes(fields),
+                    "detail": {"sub": fields["sub"]},
+                }
             )
             created += 1
             continue
@@ -577,32 +672,22 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
             continue  # unchanged (or removed by someone else since the SELECT: the next pull sees it)
         if username in protected:
             fields = _keep_local(fields, current, protected[username])
-        before = model_values(current, USER_FIELDS)
-        rows.append(CognitoUser(pool=ctx.pool, content_hash=hashes[username], **fields))
+        rows.append((fields, hashes[username], False))
         updated += 1
-        changes = diff(before, fields)
+        changes = diff(current, fields)
         if changes:
             events.append(
-                ctx.event(
-                    action="updated",
-                    object_type="user",
-                    object_id=username,
-                    object_repr=fields["email"] or username,
-                    changes=changes,
-                    detail={"sub": fields["sub"]},
-                )
+                {
+                    "action": "updated",
+                    "object_type": "user",
+                    "object_id": username,
+                    "object_repr": fields["email"] or username,
+                    "changes": changes,
+                    "detail": {"sub": fields["sub"]},
+                }
             )
-    if not rows:
-        return
-    with transaction.atomic():
-        _upsert_users(rows, batch_size=ctx.batch_size)
-        audit.record_many(events, batch_size=ctx.batch_size)
-    for row in rows:
-        if row.pk is not None:
-            seen.add(row.pk)
-    ctx.users.created += created
-    ctx.users.updated += updated
-    _refresh_planner_statistics(ctx)
+    if rows:
+        writer.submit(rows, events, created=created, updated=updated)
 
 
 def _refresh_planner_statistics(ctx: PullContext) -> None:
@@ -617,54 +702,105 @@ def _refresh_planner_statistics(ctx: PullContext) -> None:
     connection = connections[CognitoUser.objects.db]
     if connection.vendor != "postgresql" or ctx.users.created < max(5_000, 2 * ctx.analyzed_at):
         return
+    quote = connection.ops.quote_name
+    # Only the lookup's columns: the jsonb and text columns' statistics cost most and the lookup needs none.
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {connection.ops.quote_name(CognitoUser._meta.db_table)}")
+        cursor.execute(f"ANALYZE {quote(CognitoUser._meta.db_table)} ({quote('pool_id')}, {quote('username')})")
     ctx.analyzed_at = ctx.users.created
 
 
-def _upsert_users(rows: list[CognitoUser], *, batch_size: int) -> None:
-    """Insert new and update changed rows in one statement, setting each row's pk.
+@functools.cache
+def _user_copy_layout() -> tuple[list[str], tuple[str, ...], tuple[str, ...], tuple[Any, ...]]:
+    """COPY columns of the user upsert: plain mapped fields, JSON mapped fields, content_hash,
+    pool_id, then the local bookkeeping columns at their defaults (inserts only)."""
+    plain = tuple(
+        name for name in USER_FIELDS if not isinstance(CognitoUser._meta.get_field(name), models.JSONField)
+    )
+    as_json = tuple(name for name in USER_FIELDS if name not in plain)
+    mapped = {*USER_FIELDS, "content_hash", "pool"}
+    rest = [f for f in CognitoUser._meta.concrete_fields if not f.primary_key and f.name not in mapped]
+    columns = [
+        *(CognitoUser._meta.get_field(name).column for name in (*plain, *as_json, "content_hash", "pool")),
+        *(f.column for f in rest),
+    ]
+    return columns, plain, as_json, tuple(f.get_default() for f in rest)
 
-    A row an operator created meanwhile is updated rather than failing the batch. The
-    local bookkeeping columns (is_test_user, test_user_expires_at) are not updated, so a
-    pull never resets them. On PostgreSQL the rows travel by COPY into a temporary table
-    (Django's bulk_create adapts every value into text arrays, several times slower).
+
+def _upsert_users(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], *, batch_size: int) -> list[int]:
+    """Insert new and update changed rows (mapped fields, content hash) in one statement; their pks.
+
+    Each row is (fields, content hash, new?). A row an operator created meanwhile is
+    updated rather than failing the batch. The local bookkeeping columns (is_test_user,
+    test_user_expires_at) are not updated, so a pull never resets them. On PostgreSQL the
+    rows travel by COPY, as tuples built straight from the mapped fields (Django's
+    bulk_create adapts every value into text arrays, several times slower): new rows into
+    the table itself, changed ones into a temporary table and on by INSERT … ON CONFLICT.
     """
     connection = connections[CognitoUser.objects.db]
     if connection.vendor != "postgresql":
+        objs = [CognitoUser(pool=pool, content_hash=content, **fields) for fields, content, _ in rows]
         CognitoUser.objects.bulk_create(
-            rows,
+            objs,
             batch_size=batch_size,
             update_conflicts=True,
             unique_fields=["pool", "username"],
             update_fields=_USER_UPDATE_FIELDS,
         )
-        return
-    fields = [f for f in CognitoUser._meta.concrete_fields if not f.primary_key]
+        return [obj.pk for obj in objs if obj.pk is not None]
+    column_names, plain, as_json, defaults = _user_copy_layout()
     update = {CognitoUser._meta.get_field(name).column for name in _USER_UPDATE_FIELDS}
     quote = connection.ops.quote_name
     table = quote(CognitoUser._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(c) for c in column_names)
     # Named after its columns: a connection kept across a migration never reuses a stale one.
     stage = "directory_pull_stage_" + hashlib.md5(columns.encode(), usedforsecurity=False).hexdigest()[:12]
+    get_plain = operator.itemgetter(*plain)
+    pool_pk = pool.pk
+
+    def copy_rows(target: str, batch: Iterable[tuple[dict[str, Any], str, bool]]) -> None:
+        # Django wraps execute()'s errors but not copy()'s: wrap them too (IntegrityError below).
+        with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(
+            f"COPY {target} ({columns}) FROM STDIN"
+        ) as copy:
+            write = copy.write_row
+            for fields, content, _ in batch:
+                write(
+                    (
+                        *get_plain(fields),
+                        *[json.dumps(fields[name], ensure_ascii=False) for name in as_json],
+                        content,
+                        pool_pk,
+                        *defaults,
+                    )
+                )
+
+    new = [row for row in rows if row[2]]
+    if new:
+        # Users the batch's SELECT did not find go straight into the table (no staging, no
+        # conflict arbitration). Their ids need not come back: they are above the pull's
+        # removal horizon. One an operator created meanwhile fails the COPY (unique
+        # constraint) and the whole batch takes the upsert path instead.
+        try:
+            with transaction.atomic(using=connection.alias):
+                copy_rows(table, new)
+            rows = [row for row in rows if not row[2]]
+        except IntegrityError:
+            pass
+    if not rows:
+        return []
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
-            f"AS SELECT {columns} FROM {table} WITH NO DATA"
+            f"AS SELECT {columns} FROM {table} WITH NO DATA; TRUNCATE {stage}"
         )
-        cursor.execute(f"TRUNCATE {stage}")
-        with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields])
+        copy_rows(stage, rows)
         assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in sorted(update))
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
             f"ON CONFLICT ({quote('pool_id')}, {quote('username')}) DO UPDATE SET {assignments} "
-            f"RETURNING {quote('id')}, {quote('username')}"
+            f"RETURNING {quote('id')}"
         )
-        ids = dict((username, pk) for pk, username in cursor.fetchall())
-    for row in rows:
-        row.pk = ids.get(row.username)
+        return [pk for (pk,) in cursor.fetchall()]
 
 
 def _remove_unseen_users(ctx: PullContext, seen: IdBitmap, horizon: int) -> None:
@@ -697,7 +833,7 @@ def _remove_unseen_users(ctx: PullContext, seen: IdBitmap, horizon: int) -> None
                     )
                 )
             CognitoUser.objects.filter(id__in=doomed).delete()
-            audit.record_many(events)
+            ctx.write_events(events)
         ctx.users.removed += len(doomed)
         ctx.report("removing users")
 
@@ -743,7 +879,7 @@ def _apply_membership_batch(
         return
     with transaction.atomic():
         GroupMembership.objects.bulk_create(new, batch_size=ctx.batch_size)
-        audit.record_many([_membership_event(ctx, group, users[m.user_id], "group_added") for m in new])
+        ctx.write_events([_membership_event(ctx, group, users[m.user_id], "group_added") for m in new])
     for m in new:
         seen.add(m.id)
     ctx.memberships.created += len(new)
@@ -764,7 +900,7 @@ def _remove_stale_memberships(
         batch = stale[start : start + ctx.batch_size]
         with transaction.atomic():
             GroupMembership.objects.filter(id__in=[mid for mid, _ in batch]).delete()
-            audit.record_many([_membership_event(ctx, group, username, "group_removed") for _, username in batch])
+            ctx.write_events([_membership_event(ctx, group, username, "group_removed") for _, username in batch])
         ctx.memberships.removed += len(batch)
 
 
