@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import io
 import json
@@ -21,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from .gateway import secret_hash as _secret_hash
 
 ACCOUNT_ID = "123456789012"  # the account moto maps every fake access key to
 TARGET_PREFIX = "AWSCognitoIdentityProviderService."
@@ -376,11 +376,6 @@ def _ascii_slug(text: str) -> str:
     while ".." in slug:
         slug = slug.replace("..", ".")
     return slug or "user"
-
-
-def _secret_hash(secret: str, username: str, client_id: str) -> str:
-    digest = hmac.new(secret.encode(), (username + client_id).encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
 
 
 @dataclass

@@ -689,12 +689,13 @@ def pool_messages_test_send(*, pool: UserPool, actor: str, gateway: Any = None) 
     from django.conf import settings
     from django.utils import timezone
 
-    from .gateway import CognitoGateway, CognitoNotFound, secret_hash
+    from .gateway import CognitoGateway, CognitoNotFound
+    from .services import client_for_user_api, secret_hash_for
     from .testusers import generate_temporary_password
 
     if not settings.COGNITO_LOCAL_MODE:
         raise ValidationError("A test send signs a user up; it runs only against the local emulator (local mode).")
-    client = pool.app_clients.order_by("has_secret", "name").first()
+    client = client_for_user_api(pool)
     if client is None:
         raise ValidationError(f"{pool.name} has no app client to sign up through; create one first.")
     gw = gateway or CognitoGateway(pool.region, purpose="interactive")
@@ -706,11 +707,7 @@ def pool_messages_test_send(*, pool: UserPool, actor: str, gateway: Any = None) 
     for name in pool.required_attributes:
         if name not in attributes and name not in {"sub", "email_verified", "phone_number_verified"}:
             attributes[name] = _SAMPLE_ATTRIBUTES.get(name, "test")
-    hash_value = None
-    if client.has_secret:
-        secret = gw.client_secret(pool.pool_id, client.client_id)
-        hash_value = secret_hash(secret, username, client.client_id) if secret else None
-        del secret
+    hash_value = secret_hash_for(gw, pool.pool_id, client.client_id, username) if client.has_secret else None
     answer = gw.sign_up(
         client.client_id,
         username,

@@ -381,9 +381,7 @@ def resend_code_plan(*, pool: UserPool, username: str, status: str, email: str, 
             )
         return ResendPlan(api="AdminCreateUser", medium="EMAIL" if email else "SMS")
     if status == UserStatus.UNCONFIRMED:
-        # Any app client of the pool may call ResendConfirmationCode; one without a secret needs no
-        # SecretHash, so no secret has to be read at all.
-        client = AppClient.objects.filter(pool=pool).order_by("has_secret", "name", "client_id").first()
+        client = client_for_user_api(pool)
         if client is None:
             raise ValidationError(
                 {"status": [f"{username}: the pool has no app client to call ResendConfirmationCode through."]}
@@ -473,15 +471,22 @@ def resend_code_send(*, gateway: CognitoGateway, pool: UserPool, username: str, 
         return {"api": "AdminCreateUser", "message_action": "RESEND", "delivery": delivery}
     hash_value = None
     if plan.client_has_secret:
-        hash_value = _secret_hash_for(gateway, pool.pool_id, plan.client_id, username)
+        hash_value = secret_hash_for(gateway, pool.pool_id, plan.client_id, username)
     details = gateway.resend_confirmation_code(plan.client_id, username, secret_hash=hash_value)
     del hash_value
     delivery = {k: details[k] for k in ("DeliveryMedium", "Destination", "AttributeName") if k in details}
     return {"api": "ResendConfirmationCode", "client": plan.client_id, "delivery": delivery}
 
 
-def _secret_hash_for(gateway: CognitoGateway, pool_id: str, client_id: str, username: str) -> str:
-    # The secret lives only in this frame: read from Cognito, hashed, gone when the function returns.
+def client_for_user_api(pool: UserPool) -> AppClient | None:
+    """The app client to call a client API (ResendConfirmationCode, SignUp) through. Any client of
+    the pool may; one without a secret needs no SecretHash, so no secret has to be read at all."""
+    return AppClient.objects.filter(pool=pool).order_by("has_secret", "name", "client_id").first()
+
+
+def secret_hash_for(gateway: CognitoGateway, pool_id: str, client_id: str, username: str) -> str:
+    """The SecretHash for a client with a secret. The secret lives only in this frame: read from
+    Cognito, hashed, gone when the function returns."""
     secret = gateway.client_secret(pool_id, client_id)
     if secret is None:
         raise CognitoError(f"app client {client_id} has no secret any more; sync the pool", code="NoSecret")
