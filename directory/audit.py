@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from django.db import connections
 from django.utils import timezone
 
+from . import pgcopy
 from .mapping import NOT_SECRET_CONTAINERS, SECRET_KEYS, jsonable, without_secrets
 from .models import AuditEvent
 
@@ -86,7 +89,10 @@ _SCALARS = frozenset({str, bool, int, float, type(None), dt.datetime, dt.date})
 
 
 def _json_default(value: Any) -> Any:
-    # Called by json.dumps only for what is not a JSON type already (rare: datetimes, bytes).
+    # Called by the JSON writers only for what is not a JSON type already: datetimes (as
+    # `jsonable` writes them: ISO 8601 in UTC), mappings, bytes.
+    if type(value) is dt.datetime and value.tzinfo is dt.UTC:
+        return value.isoformat()
     if isinstance(value, Mapping):
         return dict(value)
     converted = jsonable(value)
@@ -95,31 +101,33 @@ def _json_default(value: Any) -> Any:
     return converted
 
 
-def _scrubbed_json(value: Mapping[str, Any] | None) -> str:
-    """`jsonable(without_secrets(value))` as JSON text, walking only values that can hold keys.
+# `"Key":` for each secret key: JSON text without any of them holds no secret-bearing key at any depth.
+_SECRET_KEY_IN_JSON = re.compile(
+    rb'"(?:' + b"|".join(re.escape(key.encode()) for key in sorted(SECRET_KEYS)) + rb')":'
+)
 
-    Scalars (most of a pull's before/after values) cannot carry a secret key, so only the
-    top-level keys and the dict/list values go through `without_secrets`.
+
+def _scrubbed_json(value: Mapping[str, Any] | None) -> str:
+    """`jsonable(without_secrets(value))` as JSON text.
+
+    The common case (a pull's changes: no secret key anywhere) is one orjson call and one
+    scan of its output for `"<secret key>":`; only text that has one (or a value orjson
+    refuses) takes the walk through `without_secrets`.
     """
     if not value:
         return "{}"
-    if type(value) is dict and all(
-        type(item) in _SCALARS
-        or (type(item) is list and len(item) == 2 and type(item[0]) in _SCALARS and type(item[1]) in _SCALARS)
-        for item in value.values()
-    ) and SECRET_KEYS.isdisjoint(value):
-        # The common case (a pull's [before, after] scalars): nothing to drop, no copy.
-        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    try:
+        text = orjson.dumps(value, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except TypeError:  # orjson.JSONEncodeError: a non-str key, a lone surrogate, a huge int
+        text = None
+    if text is not None and _SECRET_KEY_IN_JSON.search(text) is None:
+        return text.decode()
     clean = {}
     for key, item in value.items():
         if key in SECRET_KEYS:
             continue
-        # A change is [before, after]: scrub it only if one side can hold keys.
         if key not in NOT_SECRET_CONTAINERS and type(item) not in _SCALARS:
-            if not (
-                type(item) is list and len(item) == 2 and type(item[0]) in _SCALARS and type(item[1]) in _SCALARS
-            ):
-                item = without_secrets(item)
+            item = without_secrets(item)
         clean[key] = item
     return json.dumps(clean, ensure_ascii=False, default=_json_default)
 
@@ -148,30 +156,23 @@ def copy_many(
         }
         return record_many([build(**{**shared, **row}) for row in rows])
     now = timezone.now()
-    actor, pool_id, correlation_id = actor or "", pool_id or "", str(correlation_id or "")
     quote = connection.ops.quote_name
     columns = ", ".join(quote(AuditEvent._meta.get_field(name).column) for name in _COPY_COLUMNS)
+    text = pgcopy.text
+    # The values all rows share, as COPY text once: created_at, actor, source / pool_id / correlation_id.
+    head = f"{now.isoformat()}\t{text(actor or '')}\t{text(source)}\t"
+    pool = text(pool_id or "")
+    tail = f"\t{text(str(correlation_id or ''))}\n"
+    lines = [
+        f"{head}{text(row['action'])}\t{text(row['object_type'])}\t{text(str(row['object_id'])[:256])}\t"
+        f"{text(str(row.get('object_repr', ''))[:256])}\t{pool}\t{text(_scrubbed_json(row.get('changes')))}\t"
+        f"{text(_scrubbed_json(row.get('detail')))}\t{text(row.get('outcome', outcome))}{tail}"
+        for row in rows
+    ]
     with connection.cursor() as cursor, cursor.copy(
         f"COPY {quote(AuditEvent._meta.db_table)} ({columns}) FROM STDIN"
     ) as copy:
-        write = copy.write_row
-        for row in rows:
-            write(
-                (
-                    now,
-                    actor,
-                    source,
-                    row["action"],
-                    row["object_type"],
-                    str(row["object_id"])[:256],
-                    str(row.get("object_repr", ""))[:256],
-                    pool_id,
-                    _scrubbed_json(row.get("changes")),
-                    _scrubbed_json(row.get("detail")),
-                    row.get("outcome", outcome),
-                    correlation_id,
-                )
-            )
+        pgcopy.write(copy, lines)
     return len(rows)
 
 

@@ -22,7 +22,7 @@ from tests.cognito_helpers import create_pool, create_user, inject, list_all_use
 
 pytestmark = pytest.mark.django_db
 
-WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.I)
+WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|COPY)\b", re.I)
 
 
 def _populate(cognito, n: int, *, name: str = "scale") -> str:

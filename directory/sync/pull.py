@@ -27,23 +27,25 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
-from .. import audit
+from .. import audit, pgcopy
 from ..gateway import CognitoError, CognitoGateway
 from ..mapping import (
     USER_FIELDS,
     client_fields,
-    created_changes,
     diff,
     group_fields,
     model_values,
     pool_fields,
     pool_hash,
     record_hash,
+    user_created_changes,
+    user_diff,
     user_fields,
     user_hash,
 )
@@ -642,11 +644,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
         else:
             changed.append(known[0])
     # Only the changed rows are read in full (as plain dicts), for the audit's before values.
-    current_rows = (
-        {row["username"]: row for row in CognitoUser.objects.filter(id__in=changed).values(*USER_FIELDS)}
-        if changed
-        else {}
-    )
+    current_rows = _current_rows(changed) if changed else {}
     protected = ctx.protected_users
     rows: list[tuple[dict[str, Any], str, bool]] = []
     events: list[dict[str, Any]] = []
@@ -661,7 +659,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
                     "object_type": "user",
                     "object_id": username,
                     "object_repr": fields["email"] or username,
-                    "changes": created_changes(fields),
+                    "changes": user_created_changes(fields),
                     "detail": {"sub": fields["sub"]},
                 }
             )
@@ -674,7 +672,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
             fields = _keep_local(fields, current, protected[username])
         rows.append((fields, hashes[username], False))
         updated += 1
-        changes = diff(current, fields)
+        changes = user_diff(current, fields)
         if changes:
             events.append(
                 {
@@ -688,6 +686,33 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
             )
     if rows:
         writer.submit(rows, events, created=created, updated=updated)
+
+
+def _current_rows(ids: list[int]) -> dict[str, dict[str, Any]]:
+    """The stored `USER_FIELDS` of these rows by username, as `user_fields` makes them.
+
+    On PostgreSQL through a cursor with psycopg's own C loaders for timestamptz and jsonb
+    (orjson): Django's loaders convert each datetime and JSON value in Python, which cost
+    more than the rest of a changed user's pipeline.
+    """
+    connection = connections[CognitoUser.objects.db]
+    if connection.vendor != "postgresql":
+        return {row["username"]: row for row in CognitoUser.objects.filter(id__in=ids).values(*USER_FIELDS)}
+    from psycopg.types.datetime import TimestamptzLoader
+    from psycopg.types.json import set_json_loads
+
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(CognitoUser._meta.get_field(name).column) for name in USER_FIELDS)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # this cursor's own adapters: the connection's stay Django's
+        raw.adapters.register_loader("timestamptz", TimestamptzLoader)
+        set_json_loads(orjson.loads, raw)
+        cursor.execute(
+            f"SELECT {columns} FROM {quote(CognitoUser._meta.db_table)} WHERE {quote('id')} = ANY(%s)",  # noqa: S608
+            [ids],
+        )
+        index = USER_FIELDS.index("username")
+        return {row[index]: dict(zip(USER_FIELDS, row, strict=True)) for row in cursor.fetchall()}
 
 
 def _refresh_planner_statistics(ctx: PullContext) -> None:
@@ -707,6 +732,13 @@ def _refresh_planner_statistics(ctx: PullContext) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {quote(CognitoUser._meta.db_table)} ({quote('pool_id')}, {quote('username')})")
     ctx.analyzed_at = ctx.users.created
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate, which json escapes
+        return json.dumps(value, ensure_ascii=False)
 
 
 @functools.cache
@@ -757,22 +789,23 @@ def _upsert_users(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], 
     get_plain = operator.itemgetter(*plain)
     pool_pk = pool.pk
 
+    # The columns every row shares (pool, bookkeeping defaults), as COPY text once.
+    tail = "\t" + "\t".join(pgcopy.field(value) for value in (pool_pk, *defaults)) + "\n"
+    field, text = pgcopy.field, pgcopy.text
+
     def copy_rows(target: str, batch: Iterable[tuple[dict[str, Any], str, bool]]) -> None:
+        lines = [
+            "\t".join(
+                [*[field(value) for value in get_plain(fields)], *[text(_json_text(fields[name])) for name in as_json]]
+            )
+            + f"\t{content}{tail}"
+            for fields, content, _ in batch
+        ]
         # Django wraps execute()'s errors but not copy()'s: wrap them too (IntegrityError below).
         with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(
             f"COPY {target} ({columns}) FROM STDIN"
         ) as copy:
-            write = copy.write_row
-            for fields, content, _ in batch:
-                write(
-                    (
-                        *get_plain(fields),
-                        *[json.dumps(fields[name], ensure_ascii=False) for name in as_json],
-                        content,
-                        pool_pk,
-                        *defaults,
-                    )
-                )
+            pgcopy.write(copy, lines)
 
     new = [row for row in rows if row[2]]
     if new:

@@ -1,0 +1,216 @@
+"""The pull's fast paths give what the general ones give: the same content hashes (rows
+stored before keep matching), the same audit changes, the same scrubbed JSON, and COPY
+text that PostgreSQL reads back as the values written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zoneinfo
+
+import pytest
+from django.db import connection
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from directory import audit, pgcopy
+from directory.mapping import (
+    content_hash,
+    created_changes,
+    diff,
+    jsonable,
+    to_datetime,
+    user_created_changes,
+    user_diff,
+    user_fields,
+    user_hash,
+)
+from directory.models import AuditEvent, CognitoUser, UserPool
+from directory.sync.pull import _current_rows, sync_pool
+
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the COPY paths are PostgreSQL's; CI runs the suite on PostgreSQL"
+)
+
+# Any text Cognito could hold, control characters, backslashes, tabs and non-BMP included.
+TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=30)
+MOMENT = st.datetimes(
+    min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.sampled_from([dt.UTC])
+)
+
+
+@st.composite
+def records(draw):
+    attributes = [{"Name": "sub", "Value": draw(TEXT)}]
+    names = st.sampled_from(["email", "name", "phone_number", "custom:team", "locale"])
+    for name in draw(st.lists(names, unique=True)):
+        attributes.append({"Name": name, "Value": draw(TEXT)})
+    if draw(st.booleans()):
+        attributes.append({"Name": "email_verified", "Value": draw(st.sampled_from(["true", "false"]))})
+    record = {
+        "Username": draw(TEXT.filter(bool)),
+        "Attributes": attributes,
+        "Enabled": draw(st.booleans()),
+        "UserStatus": draw(st.sampled_from(["CONFIRMED", "UNCONFIRMED", "FORCE_CHANGE_PASSWORD"])),
+        "UserCreateDate": draw(MOMENT),
+        "UserLastModifiedDate": draw(MOMENT),
+    }
+    if draw(st.booleans()):
+        record["MFAOptions"] = [{"DeliveryMedium": "SMS", "AttributeName": "phone_number"}]
+    return record
+
+
+@settings(max_examples=300, deadline=None)
+@given(records())
+def test_user_hash_is_the_canonical_content_hash(record):
+    fields = user_fields(record)
+    assert user_hash(fields) == content_hash(fields)
+
+
+def test_user_hash_of_other_zones_and_odd_values_falls_back_to_the_same_hash():
+    paris = dt.datetime(2024, 6, 1, 14, 0, 0, 123456, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+    record = {
+        "Username": "u",
+        "Attributes": [{"Name": "name", "Value": "Zoë"}],
+        "MFAOptions": [{"DeliveryMedium": "SMS", "Big": 2**70}],  # orjson refuses ints past 64 bits
+        "UserCreateDate": paris,
+        "UserLastModifiedDate": None,
+    }
+    fields = user_fields(record)
+    assert fields["remote_created_at"] == paris and fields["remote_created_at"].tzinfo is dt.UTC
+    assert user_hash(fields) == content_hash(fields)
+    fields["remote_created_at"] = paris  # not through to_datetime: the general path still agrees
+    assert user_hash(fields) == content_hash(fields)
+    assert to_datetime(dt.datetime(2024, 1, 1)) == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+@settings(max_examples=300, deadline=None)
+@given(records(), records())
+def test_user_changes_are_the_general_diffs(before_record, after_record):
+    before, after = user_fields(before_record), user_fields(after_record)
+    assert jsonable(user_created_changes(after)) == created_changes(after)
+    assert list(user_created_changes(after)) == list(created_changes(after))
+    assert jsonable(user_diff(before, after)) == diff(before, after)
+    assert list(user_diff(before, after)) == list(diff(before, after))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**60), 2**60) | TEXT,
+        lambda children: st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["Password", "Session", "ok", "TokenValidityUnits", "AccessToken", "name"]) | TEXT,
+            children,
+            max_size=3,
+        ),
+        max_leaves=12,
+    ).filter(lambda v: isinstance(v, dict))
+)
+def test_scrubbed_json_is_the_general_scrub(value):
+    # What `audit.build` stores: secrets dropped at every depth, except inside TokenValidityUnits.
+    built = audit.build(action="x", object_type="t", object_id="i", source="worker", changes=value)
+    assert json.loads(audit._scrubbed_json(value)) == built.changes
+
+
+def test_scrubbed_json_drops_nested_secrets_and_keeps_their_look_alikes():
+    value = {
+        "config": [None, {"ClientSecret": "s3cret", "keep": {"Password": "p", "x": 1}}],
+        "TokenValidityUnits": [None, {"AccessToken": "hours"}],
+        "note": [None, 'text with "Password": inside'],
+        "when": [None, dt.datetime(2024, 1, 1, 0, 0, 0, 5, tzinfo=dt.UTC)],
+    }
+    stored = json.loads(audit._scrubbed_json(value))
+    assert "s3cret" not in json.dumps(stored) and '"p"' not in json.dumps(stored)
+    assert stored["config"] == [None, {"keep": {"x": 1}}]
+    assert stored["TokenValidityUnits"] == [None, {"AccessToken": "hours"}]
+    assert stored["note"] == [None, 'text with "Password": inside']
+    assert stored["when"] == [None, "2024-01-01T00:00:00.000005+00:00"]
+
+
+def test_copy_text_fields():
+    assert pgcopy.line(["a\tb\\c\nd\re", None, True, False, 7, dt.datetime(2024, 1, 1, tzinfo=dt.UTC)]) == (
+        "a\\tb\\\\c\\nd\\re\t\\N\tt\tf\t7\t2024-01-01T00:00:00+00:00\n"
+    )
+    with pytest.raises(ValueError, match="naive"):
+        pgcopy.field(dt.datetime(2024, 1, 1))
+    with pytest.raises(TypeError):
+        pgcopy.field(1.5)
+
+
+class _Pages:
+    """A gateway answering a pull from memory."""
+
+    def __init__(self, users):
+        self.users = users
+
+    def describe_user_pool(self, pool_id):
+        return {"Id": pool_id, "Name": "fast"}
+
+    def list_user_pool_clients(self, pool_id):
+        return []
+
+    def list_groups(self, pool_id):
+        yield []
+
+    def list_users(self, pool_id, **kwargs):
+        yield self.users
+
+    def list_users_in_group(self, pool_id, group_name):
+        yield []
+
+
+HOSTILE = "tab\there, back\\slash, new\nline, cr\r, quote \" and 'single', Zoë 😀, \\N, \x01"
+
+
+@pytest.mark.django_db(transaction=True)
+@on_postgresql
+def test_copy_paths_store_hostile_text_exactly_and_audit_it():
+    pool = UserPool.objects.create(pool_id="us-east-1_fast", region="us-east-1", name="fast")
+    moment = dt.datetime(2024, 1, 1, 0, 0, 0, 123000, tzinfo=dt.UTC)
+    record = {
+        "Username": "u\t1",
+        "Attributes": [
+            {"Name": "sub", "Value": "sub-1"},
+            {"Name": "name", "Value": HOSTILE},
+            {"Name": "custom:note", "Value": HOSTILE},
+        ],
+        "Enabled": True,
+        "UserStatus": "CONFIRMED",
+        "UserCreateDate": moment,
+        "UserLastModifiedDate": moment,
+    }
+    run = sync_pool(pool=pool, gateway=_Pages([record]))
+    assert run.created == 1, run.error
+    user = CognitoUser.objects.get(pool=pool)
+    assert user.username == "u\t1" and user.name == HOSTILE and user.attributes["custom:note"] == HOSTILE
+    assert user.remote_created_at == moment
+    assert user.content_hash == user_hash(user_fields(record))
+    event = AuditEvent.objects.get(object_id="u\t1", action="created")
+    assert event.changes["name"] == [None, HOSTILE]
+    assert event.changes["remote_created_at"] == [None, "2024-01-01T00:00:00.123000+00:00"]
+
+    # A change of the hostile text is read back through the fast loaders and audited.
+    record["Attributes"][1]["Value"] = HOSTILE + "!"
+    run = sync_pool(pool=pool, gateway=_Pages([record]))
+    assert run.updated == 1, run.error
+    event = AuditEvent.objects.get(object_id="u\t1", action="updated")
+    assert event.changes == {"name": [HOSTILE, HOSTILE + "!"], "attributes.name": [HOSTILE, HOSTILE + "!"]}
+    assert sync_pool(pool=pool, gateway=_Pages([record])).unchanged == 1
+
+
+@pytest.mark.django_db
+def test_current_rows_are_what_django_reads():
+    pool = UserPool.objects.create(pool_id="us-east-1_rows", region="us-east-1", name="rows")
+    fields = user_fields(
+        {
+            "Username": "alice",
+            "Attributes": [{"Name": "email", "Value": "a@example.com"}, {"Name": "custom:n", "Value": "Zoë"}],
+            "UserCreateDate": dt.datetime(2024, 1, 1, 0, 0, 0, 5, tzinfo=dt.UTC),
+            "MFAOptions": [{"DeliveryMedium": "SMS", "AttributeName": "phone_number"}],
+        }
+    )
+    user = CognitoUser.objects.create(pool=pool, content_hash="x", **fields)
+    rows = _current_rows([user.pk])
+    assert rows == {"alice": fields}
+    assert user_diff(rows["alice"], fields) == {}
