@@ -155,25 +155,51 @@ def copy_many(
             "source": source, "actor": actor, "pool_id": pool_id, "correlation_id": correlation_id, "outcome": outcome,
         }
         return record_many([build(**{**shared, **row}) for row in rows])
-    now = timezone.now()
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(AuditEvent._meta.get_field(name).column) for name in _COPY_COLUMNS)
+    copy_write(
+        copy_text(rows, source=source, actor=actor, pool_id=pool_id, correlation_id=correlation_id, outcome=outcome)
+    )
+    return len(rows)
+
+
+def copy_text(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    actor: str = "",
+    pool_id: str = "",
+    correlation_id: str = "",
+    outcome: str = Outcome.OK,
+) -> str:
+    """`copy_many`'s rows as PostgreSQL COPY text (secrets scrubbed), for `copy_write`.
+
+    Built apart from the writing so a pull can build it on one thread and write it on another.
+    """
     text = pgcopy.text
     # The values all rows share, as COPY text once: created_at, actor, source / pool_id / correlation_id.
-    head = f"{now.isoformat()}\t{text(actor or '')}\t{text(source)}\t"
+    head = f"{timezone.now().isoformat()}\t{text(actor or '')}\t{text(source)}\t"
     pool = text(pool_id or "")
     tail = f"\t{text(str(correlation_id or ''))}\n"
-    lines = [
-        f"{head}{text(row['action'])}\t{text(row['object_type'])}\t{text(str(row['object_id'])[:256])}\t"
-        f"{text(str(row.get('object_repr', ''))[:256])}\t{pool}\t{text(_scrubbed_json(row.get('changes')))}\t"
-        f"{text(_scrubbed_json(row.get('detail')))}\t{text(row.get('outcome', outcome))}{tail}"
-        for row in rows
-    ]
+    return "".join(
+        [
+            f"{head}{text(row['action'])}\t{text(row['object_type'])}\t{text(str(row['object_id'])[:256])}\t"
+            f"{text(str(row.get('object_repr', ''))[:256])}\t{pool}\t{text(_scrubbed_json(row.get('changes')))}\t"
+            f"{text(_scrubbed_json(row.get('detail')))}\t{text(row.get('outcome', outcome))}{tail}"
+            for row in rows
+        ]
+    )
+
+
+def copy_write(payload: str) -> None:
+    """Write `copy_text`'s rows, in the caller's transaction (PostgreSQL)."""
+    if not payload:
+        return
+    connection = connections[AuditEvent.objects.db]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(AuditEvent._meta.get_field(name).column) for name in _COPY_COLUMNS)
     with connection.cursor() as cursor, cursor.copy(
         f"COPY {quote(AuditEvent._meta.db_table)} ({columns}) FROM STDIN"
     ) as copy:
-        pgcopy.write(copy, lines)
-    return len(rows)
+        copy.write(payload)
 
 
 _maintenance = threading.local()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.session
+import botocore.utils
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.retries import quota as retry_quota_module
@@ -142,12 +145,28 @@ def _install_retry_policy(client: Any) -> None:
     client.meta.events.register(f"needs-retry.{name}", handler.needs_retry, unique_id=unique_id)
 
 
+def utc_timestamp(value: Any) -> dt.datetime:
+    """botocore's timestamp parser, answering in UTC (`dt.UTC`)."""
+    if type(value) in (int, float):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    parsed = botocore.utils.parse_timestamp(value)
+    return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
 def get_client(region: str) -> Any:
     """A cached boto3 client for one region (boto3 clients are thread-safe)."""
     with _clients_lock:
         client = _clients.get(region)
         if client is None:
-            client = boto3.session.Session().client(SERVICE, region_name=region, config=client_config())
+            botocore_session = botocore.session.get_session()
+            # Datetimes in UTC straight from the response: botocore's default parser gives
+            # local-zone (dateutil tzlocal) datetimes, which a pull would convert again per user.
+            botocore_session.get_component("response_parser_factory").set_parser_defaults(
+                timestamp_parser=utc_timestamp
+            )
+            client = boto3.session.Session(botocore_session=botocore_session).client(
+                SERVICE, region_name=region, config=client_config()
+            )
             _install_retry_policy(client)
             _clients[region] = client
         return client

@@ -299,10 +299,15 @@ def user_hash(fields: Mapping[str, Any]) -> str:
 _USER_KEYS_SORTED = tuple(sorted(k for k in USER_FIELDS if k != "attributes"))
 
 
+def _user_json(key: str, value: Any) -> Any:
+    # A user field's JSON value: its datetimes (UTC from `to_datetime`) as `_iso` writes them.
+    if value is not None and key in _USER_DATETIMES:
+        return value.isoformat() if value.tzinfo is dt.UTC else _iso(value)
+    return value
+
+
 def user_created_changes(fields: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """`created_changes(fields)` of `user_fields`, in the same order, datetimes (UTC) left
-    as datetimes: both audit writers (`audit.copy_many`, `audit.build`) serialise them to
-    the same ISO text `created_changes` makes."""
+    """`created_changes(fields)` of `user_fields`: the same changes in the same order."""
     attributes = fields["attributes"]
     changes = {
         f"attributes.{name}": [None, attributes[name]] for name in sorted(attributes) if attributes[name] is not None
@@ -310,13 +315,12 @@ def user_created_changes(fields: Mapping[str, Any]) -> dict[str, list[Any]]:
     for key in _USER_KEYS_SORTED:
         value = fields[key]
         if value is not None:
-            changes[key] = [None, value]
+            changes[key] = [None, _user_json(key, value)]
     return changes
 
 
 def user_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """`diff(before, after)` of two `user_fields` dicts, in the same order, datetimes left
-    as datetimes (as `user_created_changes`)."""
+    """`diff(before, after)` of two `user_fields` dicts: the same changes in the same order."""
     changes: dict[str, list[Any]] = {}
     old_attributes, new_attributes = before["attributes"] or {}, after["attributes"] or {}
     if old_attributes != new_attributes:
@@ -327,7 +331,7 @@ def user_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, 
     for key in _USER_KEYS_SORTED:
         old, new = before.get(key), after.get(key)
         if old != new:
-            changes[key] = [old, new]
+            changes[key] = [_user_json(key, old), _user_json(key, new)]
     return changes
 
 

@@ -2,15 +2,15 @@
 
 psycopg's `Copy.write_row` looks up a dumper and escapes each value on its own (about a
 microsecond each, holding the GIL); a pull writes some thirty values per user. Here rows
-become lines of tab-separated text, built with plain string operations, and travel in
-one `Copy.write` per batch. Same rules as psycopg: `\\N` for NULL, `t`/`f`, ISO 8601
-datetimes, and backslash, tab, newline and carriage return escaped.
+become lines of tab-separated text, built with plain string operations on the pull's
+thread, and travel in one `Copy.write` per batch from the writer thread. Same rules as
+psycopg: `\\N` for NULL, `t`/`f`, ISO 8601 datetimes, and backslash, tab, newline and
+carriage return escaped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 NULL = "\\N"
@@ -40,12 +40,3 @@ def field(value: Any) -> str:
             raise ValueError("naive datetime in a COPY row")
         return value.isoformat()
     raise TypeError(f"{kind.__name__} is not a COPY text value here")
-
-
-def line(values: Sequence[Any]) -> str:
-    return "\t".join([field(value) for value in values]) + "\n"
-
-
-def write(copy: Any, lines: Iterable[str]) -> None:
-    """Send lines to an open `cursor.copy(...)` in one write."""
-    copy.write("".join(lines))

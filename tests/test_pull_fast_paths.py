@@ -129,9 +129,8 @@ def test_scrubbed_json_drops_nested_secrets_and_keeps_their_look_alikes():
 
 
 def test_copy_text_fields():
-    assert pgcopy.line(["a\tb\\c\nd\re", None, True, False, 7, dt.datetime(2024, 1, 1, tzinfo=dt.UTC)]) == (
-        "a\\tb\\\\c\\nd\\re\t\\N\tt\tf\t7\t2024-01-01T00:00:00+00:00\n"
-    )
+    values = ["a\tb\\c\nd\re", None, True, False, 7, dt.datetime(2024, 1, 1, tzinfo=dt.UTC)]
+    assert "\t".join(map(pgcopy.field, values)) == "a\\tb\\\\c\\nd\\re\t\\N\tt\tf\t7\t2024-01-01T00:00:00+00:00"
     with pytest.raises(ValueError, match="naive"):
         pgcopy.field(dt.datetime(2024, 1, 1))
     with pytest.raises(TypeError):
@@ -214,3 +213,17 @@ def test_current_rows_are_what_django_reads():
     rows = _current_rows([user.pk])
     assert rows == {"alice": fields}
     assert user_diff(rows["alice"], fields) == {}
+
+
+@pytest.mark.django_db
+def test_gateway_parses_cognito_datetimes_in_utc(cognito):
+    from directory.gateway import CognitoGateway, reset_clients
+    from tests.cognito_helpers import create_pool, create_user
+
+    pool_id = create_pool(cognito, name="utc")
+    create_user(cognito, pool_id, "alice", email="alice@example.com", name="Alice")
+    reset_clients()
+    (record,) = [user for page in CognitoGateway("us-east-1").list_users(pool_id) for user in page]
+    assert record["UserCreateDate"].tzinfo is dt.UTC and record["UserLastModifiedDate"].tzinfo is dt.UTC
+    fields = user_fields(record)
+    assert fields["remote_created_at"] is record["UserCreateDate"]  # nothing left to convert

@@ -141,6 +141,16 @@ class PullContext:
         """One audit event's own arguments; `write_events` adds what the pull's events share."""
         return {"action": action, "object_type": object_type, "object_id": object_id, "changes": changes, **extra}
 
+    def events_text(self, events: list[dict[str, Any]]) -> str:
+        """`write_events`' COPY text (PostgreSQL), to be written by `audit.copy_write`."""
+        return audit.copy_text(
+            events,
+            source=self.source,
+            actor=self.actor,
+            pool_id=self.pool.pool_id,
+            correlation_id=str(self.run.correlation_id),
+        )
+
     def write_events(self, events: list[dict[str, Any]]) -> None:
         audit.copy_many(
             events,
@@ -555,6 +565,14 @@ class BatchWriter:
             self.ctx.write_events(events)
         return ids
 
+    def _write_text(self, new: str, changed: str, events: str) -> list[int]:
+        # On the writer thread: nothing left but sending text and waiting for PostgreSQL
+        # (psycopg releases the GIL while it waits), so the pull's thread keeps mapping.
+        with transaction.atomic(using=CognitoUser.objects.db):
+            ids = _write_user_text(new, changed)
+            audit.copy_write(events)
+        return ids
+
     def _done(self, ids: list[int], created: int, updated: int) -> None:
         for pk in ids:
             self.seen.add(pk)
@@ -565,11 +583,15 @@ class BatchWriter:
     def submit(
         self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]], *, created: int, updated: int
     ) -> None:
-        self.wait()  # one batch in flight: memory stays flat and a failure stops the pull early
         if self._executor is None:
             self._done(self._write(rows, events), created, updated)
             return
-        self._pending = (self._executor.submit(self._write, rows, events), created, updated)
+        # The COPY text is built here, on the pull's thread, before the batch in flight is
+        # waited for: the writer thread then only sends it, and PostgreSQL is kept busy.
+        new, changed = _user_copy_text(self.ctx.pool, rows)
+        text = self.ctx.events_text(events)
+        self.wait()
+        self._pending = (self._executor.submit(self._write_text, new, changed, text), created, updated)
         self._pending_names = frozenset(fields["username"] for fields, *_ in rows)
 
     def wait(self) -> None:
@@ -625,12 +647,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
         incoming[fields["username"]] = fields
     ctx.seen += len(incoming)
     writer.wait_for(incoming)
-    existing = {
-        username: (pk, stored_hash)
-        for pk, username, stored_hash in CognitoUser.objects.filter(
-            pool=ctx.pool, username__in=list(incoming)
-        ).values_list("id", "username", "content_hash")
-    }
+    existing = _stored_hashes(ctx.pool, list(incoming))
     hashes: dict[str, str] = {}
     changed: list[int] = []
     for username, fields in incoming.items():
@@ -686,6 +703,31 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
             )
     if rows:
         writer.submit(rows, events, created=created, updated=updated)
+
+
+def _stored_hashes(pool: UserPool, usernames: list[str]) -> dict[str, tuple[int, str]]:
+    """{username: (id, content_hash)} of the stored rows among these usernames.
+
+    On PostgreSQL one array parameter (`= ANY(%s)`) instead of Django's `IN (%s, …)`:
+    psycopg's client-side binding would quote and splice 500 parameters into the SQL
+    on every batch.
+    """
+    connection = connections[CognitoUser.objects.db]
+    if connection.vendor != "postgresql":
+        rows = CognitoUser.objects.filter(pool=pool, username__in=usernames).values_list(
+            "username", "id", "content_hash"
+        )
+    else:
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {quote('username')}, {quote('id')}, {quote('content_hash')} "  # noqa: S608
+                f"FROM {quote(CognitoUser._meta.db_table)} "
+                f"WHERE {quote('pool_id')} = %s AND {quote('username')} = ANY(%s)",
+                [pool.pk, usernames],
+            )
+            rows = cursor.fetchall()
+    return {username: (pk, stored_hash) for username, pk, stored_hash in rows}
 
 
 def _current_rows(ids: list[int]) -> dict[str, dict[str, Any]]:
@@ -779,35 +821,51 @@ def _upsert_users(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], 
             update_fields=_USER_UPDATE_FIELDS,
         )
         return [obj.pk for obj in objs if obj.pk is not None]
-    column_names, plain, as_json, defaults = _user_copy_layout()
+    return _write_user_text(*_user_copy_text(pool, rows))
+
+
+def _user_copy_text(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]]) -> tuple[str, str]:
+    """The COPY text of a batch's new rows and of its changed rows (PostgreSQL)."""
+    _, plain, as_json, defaults = _user_copy_layout()
+    get_plain = operator.itemgetter(*plain)
+    field, text = pgcopy.field, pgcopy.text
+    # The columns every row shares (pool, bookkeeping defaults), as COPY text once.
+    tail = "\t" + "\t".join(field(value) for value in (pool.pk, *defaults)) + "\n"
+    new: list[str] = []
+    changed: list[str] = []
+    for fields, content, is_new in rows:
+        line = (
+            "\t".join(
+                [*[field(value) for value in get_plain(fields)], *[text(_json_text(fields[name])) for name in as_json]]
+            )
+            + f"\t{content}{tail}"
+        )
+        (new if is_new else changed).append(line)
+    return "".join(new), "".join(changed)
+
+
+def _write_user_text(new: str, changed: str) -> list[int]:
+    """Write `_user_copy_text`'s rows; the pks of the changed ones (PostgreSQL).
+
+    New rows go by COPY straight into the table; changed ones into a temporary table and
+    on by INSERT … ON CONFLICT, so a row an operator created meanwhile is updated.
+    """
+    connection = connections[CognitoUser.objects.db]
+    column_names, *_ = _user_copy_layout()
     update = {CognitoUser._meta.get_field(name).column for name in _USER_UPDATE_FIELDS}
     quote = connection.ops.quote_name
     table = quote(CognitoUser._meta.db_table)
     columns = ", ".join(quote(c) for c in column_names)
     # Named after its columns: a connection kept across a migration never reuses a stale one.
     stage = "directory_pull_stage_" + hashlib.md5(columns.encode(), usedforsecurity=False).hexdigest()[:12]
-    get_plain = operator.itemgetter(*plain)
-    pool_pk = pool.pk
 
-    # The columns every row shares (pool, bookkeeping defaults), as COPY text once.
-    tail = "\t" + "\t".join(pgcopy.field(value) for value in (pool_pk, *defaults)) + "\n"
-    field, text = pgcopy.field, pgcopy.text
-
-    def copy_rows(target: str, batch: Iterable[tuple[dict[str, Any], str, bool]]) -> None:
-        lines = [
-            "\t".join(
-                [*[field(value) for value in get_plain(fields)], *[text(_json_text(fields[name])) for name in as_json]]
-            )
-            + f"\t{content}{tail}"
-            for fields, content, _ in batch
-        ]
+    def copy_text(target: str, payload: str) -> None:
         # Django wraps execute()'s errors but not copy()'s: wrap them too (IntegrityError below).
         with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(
             f"COPY {target} ({columns}) FROM STDIN"
         ) as copy:
-            pgcopy.write(copy, lines)
+            copy.write(payload)
 
-    new = [row for row in rows if row[2]]
     if new:
         # Users the batch's SELECT did not find go straight into the table (no staging, no
         # conflict arbitration). Their ids need not come back: they are above the pull's
@@ -815,18 +873,18 @@ def _upsert_users(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], 
         # constraint) and the whole batch takes the upsert path instead.
         try:
             with transaction.atomic(using=connection.alias):
-                copy_rows(table, new)
-            rows = [row for row in rows if not row[2]]
+                copy_text(table, new)
+            new = ""
         except IntegrityError:
             pass
-    if not rows:
+    if not new and not changed:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
             f"AS SELECT {columns} FROM {table} WITH NO DATA; TRUNCATE {stage}"
         )
-        copy_rows(stage, rows)
+        copy_text(stage, new + changed)
         assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in sorted(update))
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
