@@ -117,6 +117,8 @@ def main() -> None:
     cases = {
         "changelist": {},
         "e-mail prefix": {"q": "user424242@exa"},
+        "exact e-mail": {"q": "user424242@example.com"},
+        "exact phone": {"q": "+15550424242"},
         "username prefix": {"q": "user04242"},
         "exact sub": {"q": sub},
         "name prefix": {"q": "maria name 42424"},

@@ -105,6 +105,20 @@ def test_changelists_render(admin_client, world, model):
     assert "s3cr3t" not in response.content.decode()
 
 
+def test_user_row_checkbox_is_djangos_markup(admin_client, world):
+    from django.contrib import admin as django_admin
+    from django.contrib.admin import ModelAdmin
+
+    from directory.models import CognitoUser
+
+    user_admin = django_admin.site._registry[CognitoUser]
+    user = CognitoUser.objects.get(username="jose")
+    user.username = 'jo"se <&>'  # escaped the same way
+    assert user_admin.action_checkbox(user) == ModelAdmin.action_checkbox(user_admin, user)
+    html = admin_client.get(changelist("cognitouser")).content.decode()
+    assert html.count('class="action-select"') == CognitoUser.objects.count()
+
+
 def test_site_header(admin_client):
     response = admin_client.get(reverse("admin:index"))
     assert response.status_code == HTTPStatus.OK

@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 
 from .. import services
 from ..models import AuditEvent, CognitoGroup, CognitoUser, PendingChange, UserPool, UserStatus
@@ -58,6 +59,17 @@ class CognitoUserAdmin(MirrorAdmin):
     )
     paginator = CappedCountPaginator
     show_full_result_count = False
+
+    def action_checkbox(self, obj: CognitoUser) -> str:
+        """Django's row checkbox, same markup, without rendering a CheckboxInput through the
+        template engine for each of a page's 100 rows (a quarter of the page's time)."""
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
     fieldsets = (
         ("User", {"fields": ("username", "sub", "pool", "status", "enabled")}),
         ("Contact", {"fields": ("name", "email", "email_verified", "phone_number", "phone_number_verified")}),
