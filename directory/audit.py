@@ -149,15 +149,10 @@ def copy_many(
     """
     if not rows:
         return 0
-    connection = connections[AuditEvent.objects.db]
-    if connection.vendor != "postgresql":
-        shared = {
-            "source": source, "actor": actor, "pool_id": pool_id, "correlation_id": correlation_id, "outcome": outcome,
-        }
+    shared = dict(source=source, actor=actor, pool_id=pool_id, correlation_id=correlation_id, outcome=outcome)
+    if connections[AuditEvent.objects.db].vendor != "postgresql":
         return record_many([build(**{**shared, **row}) for row in rows])
-    copy_write(
-        copy_text(rows, source=source, actor=actor, pool_id=pool_id, correlation_id=correlation_id, outcome=outcome)
-    )
+    copy_write(copy_text(rows, **shared))
     return len(rows)
 
 

@@ -141,24 +141,21 @@ class PullContext:
         """One audit event's own arguments; `write_events` adds what the pull's events share."""
         return {"action": action, "object_type": object_type, "object_id": object_id, "changes": changes, **extra}
 
+    def _event_shared(self) -> dict[str, str]:
+        # What every audit event of this pull shares.
+        return {
+            "source": self.source,
+            "actor": self.actor,
+            "pool_id": self.pool.pool_id,
+            "correlation_id": str(self.run.correlation_id),
+        }
+
     def events_text(self, events: list[dict[str, Any]]) -> str:
         """`write_events`' COPY text (PostgreSQL), to be written by `audit.copy_write`."""
-        return audit.copy_text(
-            events,
-            source=self.source,
-            actor=self.actor,
-            pool_id=self.pool.pool_id,
-            correlation_id=str(self.run.correlation_id),
-        )
+        return audit.copy_text(events, **self._event_shared())
 
     def write_events(self, events: list[dict[str, Any]]) -> None:
-        audit.copy_many(
-            events,
-            source=self.source,
-            actor=self.actor,
-            pool_id=self.pool.pool_id,
-            correlation_id=str(self.run.correlation_id),
-        )
+        audit.copy_many(events, **self._event_shared())
 
     def report(self, phase: str) -> None:
         run = self.run
@@ -801,14 +798,13 @@ def _user_copy_layout() -> tuple[list[str], tuple[str, ...], tuple[str, ...], tu
 
 
 def _upsert_users(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], *, batch_size: int) -> list[int]:
-    """Insert new and update changed rows (mapped fields, content hash) in one statement; their pks.
+    """Insert new and update changed rows (mapped fields, content hash); the pks of the changed ones.
 
     Each row is (fields, content hash, new?). A row an operator created meanwhile is
     updated rather than failing the batch. The local bookkeeping columns (is_test_user,
     test_user_expires_at) are not updated, so a pull never resets them. On PostgreSQL the
-    rows travel by COPY, as tuples built straight from the mapped fields (Django's
-    bulk_create adapts every value into text arrays, several times slower): new rows into
-    the table itself, changed ones into a temporary table and on by INSERT … ON CONFLICT.
+    rows travel as COPY text (`_user_copy_text`, then `_write_user_text`); elsewhere by
+    `bulk_create(update_conflicts=True)`.
     """
     connection = connections[CognitoUser.objects.db]
     if connection.vendor != "postgresql":
