@@ -20,6 +20,7 @@ from .models import AuditEvent
 
 Source = AuditEvent.Source
 Outcome = AuditEvent.Outcome
+Action = AuditEvent.Action
 
 
 def build(

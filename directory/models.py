@@ -294,6 +294,35 @@ class AuditEvent(models.Model):
         CONFLICT = "conflict"
         PENDING = "pending"
 
+    class Action(models.TextChoices):
+        """Every audit action, named once. Not bound to the field as `choices`: the column stays
+        free text, so an action added later needs no migration and old rows stay readable."""
+
+        # An operator's change on its way through the outbox.
+        REQUESTED = "requested"
+        APPLIED = "applied"
+        FAILED = "failed"
+        CONFLICT = "conflict"
+        RETRIED = "retried"
+        DISCARDED = "discarded"
+        # Calls made inside the request.
+        RESEND_CODE = "resend_code"
+        TEST_SEND = "test_send"
+        # What a pull (or a test-user creation) found or made in Cognito.
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+        GROUP_ADDED = "group_added"
+        GROUP_REMOVED = "group_removed"
+        GROUP_ADD_FAILED = "group_add_failed"
+        SYNC_FAILED = "sync_failed"
+        TEMPLATE_VERSION = "template_version"
+        # Local bookkeeping.
+        BULK_REQUESTED = "bulk_requested"
+        BULK_FINISHED = "bulk_finished"
+        SCHEDULE_CHANGED = "schedule_changed"
+        EXPIRED = "expired"
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.CharField(max_length=150, blank=True, help_text="Operator username; blank for the system.")
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -327,6 +356,21 @@ class BulkJob(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+
+    class Operation(models.TextChoices):
+        """What a bulk job does to each user (or, for test users, to each row). Unbound, like
+        AuditEvent.Action."""
+
+        ENABLE = "enable"
+        DISABLE = "disable"
+        RESET_PASSWORD = "reset_password"
+        CONFIRM_SIGN_UP = "confirm_sign_up"
+        MARK_EMAIL_VERIFIED = "mark_email_verified"
+        DELETE = "delete"
+        ADD_TO_GROUP = "add_to_group"
+        REMOVE_FROM_GROUP = "remove_from_group"
+        RESEND_CODE = "resend_code"
+        CREATE_TEST_USERS = "create_test_users"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -362,6 +406,27 @@ class PendingChange(models.Model):
         DISCARDED = "discarded"
 
     ACTIVE = (Status.PENDING, Status.APPLYING)
+
+    class Operation(models.TextChoices):
+        """Every outbox operation, named once (the push's handlers are keyed by these). Not
+        bound to the field as `choices`, for the same reason as AuditEvent.Action."""
+
+        USER_UPDATE_ATTRIBUTES = "user.update_attributes"
+        USER_SET_ENABLED = "user.set_enabled"
+        USER_DELETE = "user.delete"
+        USER_RESET_PASSWORD = "user.reset_password"
+        USER_CONFIRM_SIGN_UP = "user.confirm_sign_up"
+        USER_ADD_TO_GROUP = "user.add_to_group"
+        USER_REMOVE_FROM_GROUP = "user.remove_from_group"
+        USER_RESEND_CODE = "user.resend_code"
+        # Made inside the request (the temporary password may rest nowhere); audited, never queued.
+        USER_CREATE_TEST_USER = "user.create_test_user"
+        GROUP_CREATE = "group.create"
+        GROUP_UPDATE = "group.update"
+        GROUP_DELETE = "group.delete"
+        CLIENT_UPDATE = "client.update"
+        POOL_UPDATE = "pool.update"
+        POOL_UPDATE_MESSAGES = "pool.update_messages"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
