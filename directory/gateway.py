@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -398,6 +401,14 @@ class CognitoGateway:
         after use (never store, log or audit it). None when the client has no secret."""
         return self.describe_user_pool_client(pool_id, client_id).get("ClientSecret") or None
 
+    def secret_hash_for(self, pool_id: str, client_id: str, username: str) -> str:
+        """The SecretHash for a client with a secret. The secret lives only in this frame: read from
+        Cognito, hashed, gone when the method returns."""
+        secret = self.client_secret(pool_id, client_id)
+        if secret is None:
+            raise CognitoError(f"app client {client_id} has no secret any more; sync the pool", code="NoSecret")
+        return secret_hash(secret, username, client_id)
+
     def admin_list_groups_for_user(self, pool_id: str, username: str) -> list[str]:
         names: list[str] = []
         for page in self._paginate(
@@ -438,10 +449,6 @@ class CognitoGateway:
 
 def secret_hash(secret: str, username: str, client_id: str) -> str:
     """Cognito's SecretHash: Base64(HMAC_SHA256(key=client secret, message=username + client id))."""
-    import base64
-    import hashlib
-    import hmac
-
     digest = hmac.new(secret.encode(), (username + client_id).encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
@@ -484,8 +491,6 @@ _model_cache: dict[str, Any] = {}
 def _service_model() -> Any:
     model = _model_cache.get("model")
     if model is None:
-        import botocore.session
-
         model = botocore.session.get_session().get_service_model(SERVICE)
         _model_cache["model"] = model
     return model

@@ -26,6 +26,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import redis
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
 logger = logging.getLogger(__name__)
 
 # Cognito's default quotas (requests per second, per account and region).
@@ -283,8 +287,6 @@ class RedisBackend:
     """Buckets in Redis, shared by every process; one EVALSHA per token."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
         self.url = url
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self._script = self.client.register_script(_LUA)
@@ -349,8 +351,6 @@ _cache: dict[str, Any] = {}
 
 def redis_url() -> str:
     """The Redis the budget lives in: COGNITO_RATE_LIMIT_REDIS_URL, else the broker when it is Redis, else ''."""
-    from django.conf import settings
-
     url = getattr(settings, "COGNITO_RATE_LIMIT_REDIS_URL", "") or ""
     if url:
         return url
@@ -370,8 +370,6 @@ def _backend(url: str) -> Backend:
 
 def budget() -> Budget:
     """The budget the settings describe (rebuilt only when they change)."""
-    from django.conf import settings
-
     raw = getattr(settings, "COGNITO_RATE_LIMITS", "")
     url = redis_url()
     share = float(getattr(settings, "COGNITO_RATE_LIMIT_PULL_SHARE", DEFAULT_SHARES["pull"]))
@@ -384,8 +382,6 @@ def budget() -> Budget:
     try:
         limits = parse_limits(raw or None)
     except ValueError as exc:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(str(exc)) from exc
     made = Budget(
         backend=_backend(url) if limits is not None else None,
@@ -405,8 +401,6 @@ def default_account() -> str:
     used: discovery, pushes and interactive calls do not always know the pool, and a budget
     is shared only if every caller names it the same way. Set COGNITO_ACCOUNT_ID when
     deployments for several accounts share one Redis."""
-    from django.conf import settings
-
     return getattr(settings, "COGNITO_ACCOUNT_ID", "") or "default"
 
 

@@ -1,4 +1,5 @@
-"""Thin Celery tasks: primary keys in, one service call, safe to run twice."""
+"""Thin Celery tasks: primary keys in, one service call, safe to run twice. Messages are sent
+through `outbox`, never with `.delay()` elsewhere."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ import logging
 
 from celery import shared_task
 
+from . import outbox
 from .gateway import CognitoThrottled, CognitoUnavailable
-from .models import UserPool
+from .models import BulkJob, UserPool
+from .services.bulk import bulk_job_run
+from .services.test_users import test_users_expire
+from .services.test_users_bulk import test_users_bulk_run
+from .sync import lease, schedule
+from .sync.push import apply_change as push_change
 
 logger = logging.getLogger(__name__)
 
@@ -17,8 +24,6 @@ def sync_pool(pool_pk: int, source: str = "worker", actor: str = "", scheduled: 
     """Pull one pool from Cognito into the mirror under its sync lease; returns the SyncRun's
     pk. A run that finds another one going is recorded as `skipped`. A scheduled run that
     is no longer due (an earlier message of the same schedule ran first) does nothing."""
-    from .sync import lease, schedule
-
     pool = UserPool.objects.filter(pk=pool_pk).first()
     if pool is None:
         logger.info("sync_pool: pool %s no longer exists", pool_pk)
@@ -34,11 +39,9 @@ def sync_pool(pool_pk: int, source: str = "worker", actor: str = "", scheduled: 
 def sync_all_pools() -> int:
     """Beat's fan-out (every minute): one `sync_pool` task per pool whose interval has passed
     since its last pull, or that was never pulled; pools with interval 0 are left alone."""
-    from .sync.schedule import due_pool_pks
-
-    pks = due_pool_pks()
+    pks = schedule.due_pool_pks()
     for pk in pks:
-        sync_pool.delay(pk, scheduled=True)
+        outbox.enqueue_sync(pk, scheduled=True)
     return len(pks)
 
 
@@ -56,9 +59,7 @@ def sync_all_pools() -> int:
 )
 def apply_change(self, change_pk: int) -> str | None:
     """Apply one outbox row to Cognito (idempotent: a redelivered change is applied once)."""
-    from .sync.push import apply_change as push
-
-    change = push(change_pk)
+    change = push_change(change_pk)
     return change.status if change else None
 
 
@@ -66,39 +67,23 @@ def apply_change(self, change_pk: int) -> str | None:
 def sweep_outbox() -> int:
     """Re-enqueue changes still pending and bulk jobs still queued (a lost message, a
     broker that was down when they were made)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from .models import BulkJob
-    from .sync.push import pending_for_sweep
-
-    pks = pending_for_sweep()
+    pks = outbox.changes_to_resend()
     for pk in pks:
-        apply_change.delay(pk)
-    jobs = list(
-        BulkJob.objects.filter(
-            status=BulkJob.Status.QUEUED, created_at__lt=timezone.now() - timedelta(seconds=30)
-        ).values_list("pk", flat=True)
-    )
+        outbox.enqueue_change(pk)
+    jobs = outbox.bulk_jobs_to_resend()
     for pk in jobs:
-        run_bulk_job.delay(pk)
+        outbox.enqueue_bulk_job(pk)
     return len(pks) + len(jobs)
 
 
 @shared_task(name="directory.tasks.run_bulk_job")
 def run_bulk_job(job_pk: int) -> int | None:
     """Expand a bulk action into pending changes, with progress on the BulkJob."""
-    from .models import BulkJob
-    from .services import bulk_job_run
-
     job = BulkJob.objects.filter(pk=job_pk).exclude(status=BulkJob.Status.DONE).first()
     if job is None:
         return None
-    if job.operation == "create_test_users":
+    if job.operation == BulkJob.Operation.CREATE_TEST_USERS:
         # Creates users itself (rows, not a selection); the sweeper resends it like any queued job.
-        from .testusers import test_users_bulk_run
-
         return test_users_bulk_run(job=job).processed
     return bulk_job_run(job=job).processed
 
@@ -106,6 +91,4 @@ def run_bulk_job(job_pk: int) -> int | None:
 @shared_task(name="directory.tasks.expire_test_users")
 def expire_test_users() -> int:
     """Request the deletion of test users whose expiry has passed (beat, every few minutes)."""
-    from .testusers import test_users_expire
-
     return test_users_expire()

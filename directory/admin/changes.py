@@ -9,8 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
-from .. import services
 from ..models import PendingChange
+from ..services import changes as change_services
 from .base import ReadOnlyAdminMixin
 from .pools import truncate
 from .widgets import EMPTY, pretty_json, rows_table, scalar
@@ -99,11 +99,11 @@ class PendingChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(permissions=["retry"], description="Retry selected failed or conflicting changes")
     def retry_changes(self, request, queryset):
-        self._run(request, queryset.select_related("pool"), services.pending_change_retry, "sent again")
+        self._run(request, queryset.select_related("pool"), change_services.pending_change_retry, "sent again")
 
     @admin.action(permissions=["discard"], description="Discard selected changes (revert the mirror)")
     def discard_changes(self, request, queryset):
-        self._run(request, queryset.select_related("pool"), services.pending_change_discard, "discarded")
+        self._run(request, queryset.select_related("pool"), change_services.pending_change_discard, "discarded")
 
     def get_urls(self):
         info = f"{self.opts.app_label}_{self.opts.model_name}"
@@ -139,9 +139,9 @@ class PendingChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
     def retry_view(self, request, object_id):
-        return self._object_view(request, object_id, self.has_retry_permission, services.pending_change_retry,
+        return self._object_view(request, object_id, self.has_retry_permission, change_services.pending_change_retry,
                                  "sent again")
 
     def discard_view(self, request, object_id):
         return self._object_view(request, object_id, self.has_discard_permission,
-                                 services.pending_change_discard, "discarded")
+                                 change_services.pending_change_discard, "discarded")

@@ -1,4 +1,5 @@
-"""App clients: settings editable through services.app_client_update. No secret is stored, and none is ever shown."""
+"""App clients: settings editable through services.clients.app_client_update. No secret is stored, and none
+is ever shown."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from .. import services
-from ..gateway import service_enum
 from ..models import AppClient
+from ..services import clients as client_services
 from .base import MirrorAdmin
 from .groups import add_errors
 from .widgets import EMPTY, pretty_json, scalar
@@ -18,7 +18,7 @@ from .widgets import EMPTY, pretty_json, scalar
 DEFAULT_UNITS = {"AccessToken": "hours", "IdToken": "hours", "RefreshToken": "days"}
 VALIDITY_FIELDS = ("access_token_validity", "id_token_validity", "refresh_token_validity")
 LIST_FIELDS = ("explicit_auth_flows", "callback_urls", "logout_urls", "allowed_oauth_flows", "allowed_oauth_scopes")
-# Model fields the form edits: services.CLIENT_EDITABLE but token_validity_units, which the mirror
+# Model fields the form edits: CLIENT_SETTINGS but token_validity_units, which the mirror
 # cannot hold today (mapping.SECRET_KEYS drops AccessToken/IdToken/RefreshToken keys at any depth).
 MODEL_FIELDS = (
     "explicit_auth_flows", *VALIDITY_FIELDS, "callback_urls", "logout_urls", "allowed_oauth_flows",
@@ -45,7 +45,7 @@ def token_validity(obj: AppClient) -> str:
 
 
 def _enum_choices(shape: str) -> list[tuple[str, str]]:
-    return [(v, v) for v in sorted(service_enum(shape))]
+    return [(v, v) for v in client_services.api_enum(shape)]
 
 
 class LinesField(forms.CharField):
@@ -129,7 +129,7 @@ class AppClientForm(forms.ModelForm):
         cleaned = super().clean()
         changes = self._changed_values(cleaned)
         try:
-            services.validate_client_changes(self.instance, changes)
+            client_services.validate_client_changes(self.instance, changes)
         except ValidationError as exc:
             add_errors(self, exc)
         self.changes = changes
@@ -197,7 +197,9 @@ class AppClientAdmin(MirrorAdmin):
     def save_model(self, request, obj, form, change):
         # The form already wrote the new values onto `obj`; the service compares with the stored row.
         client = AppClient.objects.select_related("pool").get(pk=obj.pk)
-        pending = services.app_client_update(client=client, changes=form.changes, actor=request.user.get_username())
+        pending = client_services.app_client_update(
+            client=client, changes=form.changes, actor=request.user.get_username()
+        )
         if pending is None:
             self.message_user(request, f"Nothing to change for {client.name}.", messages.INFO)
         else:

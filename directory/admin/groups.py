@@ -9,8 +9,8 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .. import services
 from ..models import CognitoGroup
+from ..services import groups as group_services
 from ..validation import validate_group
 from .base import MirrorAdmin
 from .widgets import pretty_json
@@ -109,7 +109,7 @@ class CognitoGroupAdmin(MirrorAdmin):
         if change:
             # The form already wrote the new values onto `obj`; the service compares with the stored row.
             group = CognitoGroup.objects.select_related("pool").get(pk=obj.pk)
-            pending = services.cognito_group_update(
+            pending = group_services.cognito_group_update(
                 group=group, description=data.get("description") or "", precedence=data.get("precedence"),
                 role_arn=data.get("role_arn") or "", actor=actor,
             )
@@ -118,7 +118,7 @@ class CognitoGroupAdmin(MirrorAdmin):
             else:
                 self.message_user(request, f"Change of group {group.name} sent to Cognito.", messages.INFO)
             return
-        services.cognito_group_create(
+        group_services.cognito_group_create(
             pool=data["pool"], name=data["name"], description=data.get("description") or "",
             precedence=data.get("precedence"), role_arn=data.get("role_arn") or "", actor=actor,
         )
@@ -128,7 +128,7 @@ class CognitoGroupAdmin(MirrorAdmin):
         self.message_user(request, f"Creation of group {created.name} sent to Cognito.", messages.INFO)
 
     def delete_model(self, request, obj):
-        services.cognito_group_delete(group=obj, actor=request.user.get_username())
+        group_services.cognito_group_delete(group=obj, actor=request.user.get_username())
         self.message_user(
             request, f"Deletion of group {obj.name} sent to Cognito; the mirror drops it once Cognito confirms.",
             messages.INFO,
@@ -137,7 +137,7 @@ class CognitoGroupAdmin(MirrorAdmin):
     def delete_queryset(self, request, queryset):
         actor = request.user.get_username()
         for group in queryset.select_related("pool"):
-            services.cognito_group_delete(group=group, actor=actor)
+            group_services.cognito_group_delete(group=group, actor=actor)
 
     @admin.display(description="members", ordering="member_total")
     def member_count(self, obj):

@@ -1,5 +1,5 @@
 """User pools: the AWS console's pool page, read-only, with "Sync now" and a settings form for what
-Cognito lets operators change after creation (through services.user_pool_update)."""
+Cognito lets operators change after creation (through pool_services.user_pool_update)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
-from .. import services, tasks
+from .. import outbox
 from ..models import AppClient, AuditEvent, CognitoGroup, MfaConfiguration, PendingChange, SyncRun, UserPool
+from ..services import pools as pool_services
 from ..sync import schedule
 from .base import MirrorAdmin, MirrorInline
 from .groups import add_errors
@@ -144,7 +145,7 @@ class PoolSettingsForm(forms.Form):
         if cleaned.get("deletion_protection") and cleaned["deletion_protection"] != initial["deletion_protection"]:
             changes["deletion_protection"] = cleaned["deletion_protection"]
         try:
-            services.validate_pool_changes(self.pool, changes)
+            pool_services.validate_pool_changes(self.pool, changes)
         except ValidationError as exc:
             add_errors(self, exc, aliases=SETTINGS_ERROR_FIELDS)
         self.changes = changes
@@ -443,7 +444,7 @@ class UserPoolAdmin(MirrorAdmin):
         if pool is None:
             raise Http404(f"No user pool with primary key {object_id!r}.")
         try:
-            tasks.sync_pool.delay(pool.pk, source="admin", actor=request.user.get_username())
+            outbox.enqueue_sync(pool.pk, source="admin", actor=request.user.get_username())
         except OperationalError as exc:
             self.message_user(request, f"Sync of {pool} could not be queued: {exc}", messages.ERROR)
         else:
@@ -456,7 +457,7 @@ class UserPoolAdmin(MirrorAdmin):
 
     def settings_view(self, request, object_id):
         """Edit password policy, MFA, self sign-up and deletion protection; `admin_view` only checks
-        is_staff, so the permission is checked here. The change goes through services.user_pool_update
+        is_staff, so the permission is checked here. The change goes through pool_services.user_pool_update
         (a full-config UpdateUserPool made by the worker)."""
         pool = self.get_object(request, unquote(object_id))
         if not self.has_edit_settings_permission(request, pool):
@@ -468,7 +469,7 @@ class UserPoolAdmin(MirrorAdmin):
             form = PoolSettingsForm(request.POST, pool=pool)
             if form.is_valid():
                 try:
-                    pending = services.user_pool_update(
+                    pending = pool_services.user_pool_update(
                         pool=pool, changes=form.changes, actor=request.user.get_username()
                     )
                 except ValidationError as exc:

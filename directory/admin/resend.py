@@ -14,8 +14,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import services
+from .. import delivery, selectors
 from ..models import UserPool, UserStatus
+from ..services import resend as resend_services
 from .widgets import EMPTY, rows_table
 
 ELIGIBLE = (UserStatus.FORCE_CHANGE_PASSWORD, UserStatus.UNCONFIRMED)
@@ -48,17 +49,17 @@ def _sent_message(user, result: dict) -> str:
         what, via = "Invitation with a new temporary password", "AdminCreateUser MessageAction=RESEND"
     else:
         what, via = "Confirmation code", f"ResendConfirmationCode through app client {result.get('client', '?')}"
-    return f"{what} sent again to {user}: {services.describe_delivery(result)} ({via})."
+    return f"{what} sent again to {user}: {delivery.describe_delivery(result)} ({via})."
 
 
 def resend_code_single(model_admin, request, user) -> HttpResponseRedirect:
     try:
-        result = services.cognito_user_resend_code(user=user, actor=request.user.get_username())
+        result = resend_services.cognito_user_resend_code(user=user, actor=request.user.get_username())
     except ValidationError as exc:
         model_admin.message_user(request, "; ".join(exc.messages), messages.ERROR)
     else:
         model_admin.message_user(request, _sent_message(user, result), messages.SUCCESS)
-        if (warning := services.default_email_warning(user.pool)) is not None:
+        if (warning := selectors.default_email_warning(user.pool)) is not None:
             model_admin.message_user(request, warning, messages.WARNING)
     return HttpResponseRedirect(model_admin._change_url(user))
 
@@ -78,7 +79,7 @@ def resend_code_action(model_admin, request, queryset):
         names = list(
             refused.filter(status=status).order_by("username").values_list("username", flat=True)[:NAMES_LISTED]
         )
-        reason = services.RESEND_REFUSALS.get(status, f"{status} users have no pending code or invitation")
+        reason = delivery.RESEND_REFUSALS.get(status, f"{status} users have no pending code or invitation")
         model_admin.message_user(
             request, f"Not sent to {total} {status} user(s) ({_names(names, total)}): {reason}.", messages.ERROR
         )
@@ -87,8 +88,8 @@ def resend_code_action(model_admin, request, queryset):
     since = timezone.now() - timedelta(hours=1)
     for pool in pools:
         at_limit = list(
-            services.resend_events(pool).filter(created_at__gte=since)
-            .values("object_id").annotate(n=Count("id")).filter(n__gte=services.RESEND_LIMIT_PER_HOUR)
+            selectors.resend_events(pool).filter(created_at__gte=since)
+            .values("object_id").annotate(n=Count("id")).filter(n__gte=resend_services.RESEND_LIMIT_PER_HOUR)
             .values_list("object_id", flat=True)
         )
         limited = list(
@@ -99,8 +100,8 @@ def resend_code_action(model_admin, request, queryset):
             model_admin.message_user(
                 request,
                 f"Not sent to {len(limited)} user(s) ({_names(limited, len(limited))}): already "
-                f"{services.RESEND_LIMIT_PER_HOUR} codes or invitations in the last hour (limit "
-                f"{services.RESEND_LIMIT_PER_HOUR} per user per hour); try again later.",
+                f"{resend_services.RESEND_LIMIT_PER_HOUR} codes or invitations in the last hour (limit "
+                f"{resend_services.RESEND_LIMIT_PER_HOUR} per user per hour); try again later.",
                 messages.ERROR,
             )
     if eligible.exists():
@@ -112,21 +113,21 @@ def resend_code_action(model_admin, request, queryset):
             messages.INFO,
         )
     for pool in pools:
-        if (warning := services.default_email_warning(pool)) is not None:
+        if (warning := selectors.default_email_warning(pool)) is not None:
             model_admin.message_user(request, warning, messages.WARNING)
     return None
 
 
 def code_delivery_display(user):
     """The latest resend that reached Cognito: when, who, the call, and the delivery (or the error)."""
-    event = services.latest_code_delivery(user=user)
+    event = selectors.latest_code_delivery(user=user)
     if event is None:
         return "No code or invitation re-sent from here."
     detail = event.detail or {}
     api = detail.get("api") or detail.get("operation", "")
     if detail.get("message_action"):
         api = f"{api} {detail['message_action']}"
-    outcome = services.describe_delivery(detail) if event.outcome == "ok" else detail.get("error") or event.outcome
+    outcome = delivery.describe_delivery(detail) if event.outcome == "ok" else detail.get("error") or event.outcome
     when = format_html(
         '<a href="{}">{}</a>', reverse("admin:directory_auditevent_change", args=[event.pk]),
         f"{event.created_at:%Y-%m-%d %H:%M:%S}",

@@ -16,8 +16,9 @@ from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from .. import testusers
+from .. import passwords
 from ..models import CognitoGroup, UserPool
+from ..services import test_users, test_users_bulk
 
 PERMISSION = "directory.create_test_user_cognitouser"
 DELIVERY_CHOICES = [
@@ -61,14 +62,14 @@ def _expires_field() -> forms.IntegerField:
         required=False,
         initial=7,
         label="Expires in (days)",
-        help_text=f"1 to {testusers.MAX_EXPIRES_IN_DAYS}; the user is deleted from Cognito then. Blank: never.",
+        help_text=f"1 to {test_users.MAX_EXPIRES_IN_DAYS}; the user is deleted from Cognito then. Blank: never.",
         error_messages={"invalid": "expires_in_days must be a whole number of days."},
     )
 
 
 def _identifier_help(pool: UserPool) -> str:
     if pool.username_attributes:
-        label = testusers._labels(pool.username_attributes)
+        label = test_users.identifier_labels(pool.username_attributes)
         return f"This pool signs in by {label}: leave blank, the {label} becomes the username."
     text = "Required: this pool signs in by username."
     if pool.alias_attributes:
@@ -85,7 +86,7 @@ class CreateTestUserForm(forms.Form):
     def __init__(self, *args: Any, pool: UserPool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pool = pool
-        required = set(testusers.required_attributes(pool))
+        required = set(test_users.required_attributes(pool))
         signs_in_by = set(pool.username_attributes or [])
         self.fields["username"] = forms.CharField(required=False, label="username", help_text=_identifier_help(pool))
         self.attribute_names: list[str] = []
@@ -99,7 +100,7 @@ class CreateTestUserForm(forms.Form):
                 bits.append("E.164, e.g. +14155550100")
             self.fields[name] = forms.CharField(required=False, label=name, help_text="; ".join(bits).capitalize())
             self.attribute_names.append(name)
-        for definition in testusers.creatable_attributes(pool):
+        for definition in test_users.creatable_attributes(pool):
             name = definition["Name"]
             if name in FIXED_ATTRIBUTES or not (definition.get("Required") or name.startswith("custom:")):
                 continue
@@ -127,12 +128,12 @@ class CreateTestUserForm(forms.Form):
         self.fields["expires_in_days"] = _expires_field()
 
     def policy_help(self) -> str:
-        rules = testusers.password_rules(self.pool.password_policy)
+        rules = passwords.password_rules(self.pool.password_policy)
         needs = [label for key, label in (
             ("RequireUppercase", "an uppercase letter"), ("RequireLowercase", "a lowercase letter"),
             ("RequireNumbers", "a number"), ("RequireSymbols", "a symbol"),
         ) if rules.get(key)]
-        policy = f"at least {testusers.minimum_length(self.pool.password_policy)} characters"
+        policy = f"at least {passwords.minimum_length(self.pool.password_policy)} characters"
         if needs:
             policy += ", with " + ", ".join(needs)
         return (f"Blank: one is generated to this pool's policy ({policy}). Shown once on the next page; "
@@ -164,7 +165,7 @@ class CreateTestUsersForm(forms.Form):
         )
         self.fields["name_pattern"] = forms.CharField(required=False, initial="QA tester {n}")
         self.fields["count"] = forms.IntegerField(
-            required=False, initial=5, help_text=f"How many users, 1 to {testusers.BULK_MAX_ROWS}.",
+            required=False, initial=5, help_text=f"How many users, 1 to {test_users_bulk.BULK_MAX_ROWS}.",
             error_messages={"invalid": "count must be a whole number."},
         )
         self.fields["start"] = forms.IntegerField(
@@ -175,8 +176,10 @@ class CreateTestUsersForm(forms.Form):
         self.fields["csv_file"] = forms.FileField(
             required=False,
             label="Or upload a CSV",
-            help_text=("Instead of the pattern: a header line of column names (username and attribute names, "
-                       f"e.g. email,name), then up to {testusers.BULK_MAX_ROWS} rows. A password column is refused."),
+            help_text=(
+                "Instead of the pattern: a header line of column names (username and attribute names, "
+                f"e.g. email,name), then up to {test_users_bulk.BULK_MAX_ROWS} rows. A password column is refused."
+            ),
         )
         self.fields["delivery"] = forms.ChoiceField(
             choices=DELIVERY_CHOICES, initial="SUPPRESS",
@@ -239,7 +242,7 @@ def create_test_user_view(model_admin, request, object_id):
         form = CreateTestUserForm(request.POST, pool=pool)
         if form.is_valid():
             try:
-                result = testusers.test_user_create(
+                result = test_users.test_user_create(
                     pool=pool, data=form.cleaned_data, actor=request.user.get_username()
                 )
             except ValidationError as exc:
@@ -283,8 +286,8 @@ def create_test_users_view(model_admin, request, object_id):
             try:
                 upload = data.get("csv_file")
                 if upload is not None:
-                    rows = testusers.parse_csv(pool, upload.read())
-                    job = testusers.test_users_bulk_start(
+                    rows = test_users_bulk.parse_csv(pool, upload.read())
+                    job = test_users_bulk.test_users_bulk_start(
                         pool=pool, rows=rows, options=options, actor=request.user.get_username()
                     )
                 else:
@@ -295,7 +298,7 @@ def create_test_users_view(model_admin, request, object_id):
                         "count": data.get("count") or 0,
                         "start": 1 if data.get("start") is None else data["start"],
                     }
-                    job = testusers.test_users_bulk_start(
+                    job = test_users_bulk.test_users_bulk_start(
                         pool=pool, pattern=pattern, options=options, actor=request.user.get_username()
                     )
             except ValidationError as exc:

@@ -19,8 +19,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
-from .. import services
+from .. import outbox
 from ..models import AuditEvent, CognitoGroup, CognitoUser, PendingChange, UserPool, UserStatus
+from ..services import bulk as bulk_services
+from ..services import users as user_services
 from ..validation import E164
 from .base import MirrorAdmin
 from .filters import GroupFilter
@@ -219,7 +221,7 @@ class CognitoUserAdmin(MirrorAdmin):
 
     def _start_jobs(self, request, queryset, operation: str, label: str, params: dict | None = None):
         try:
-            jobs = services.bulk_job_start(
+            jobs = bulk_services.bulk_job_start(
                 users=queryset, operation=operation, actor=request.user.get_username(), params=params
             )
         except ValidationError as exc:
@@ -417,7 +419,7 @@ class CognitoUserAdmin(MirrorAdmin):
         actor = request.user.get_username()
         return self._run(
             request, user,
-            lambda: services.cognito_user_set_enabled(user=user, enabled=enabled, actor=actor),
+            lambda: user_services.cognito_user_set_enabled(user=user, enabled=enabled, actor=actor),
             f"{user} {'enabled' if enabled else 'disabled'}.",
         )
 
@@ -433,7 +435,7 @@ class CognitoUserAdmin(MirrorAdmin):
         user = self._user_for(request, object_id, self.has_reset_password_permission)
         actor = request.user.get_username()
         return self._run(
-            request, user, lambda: services.cognito_user_reset_password(user=user, actor=actor),
+            request, user, lambda: user_services.cognito_user_reset_password(user=user, actor=actor),
             f"Password reset of {user} requested: Cognito sends them a code.",
         )
 
@@ -443,7 +445,7 @@ class CognitoUserAdmin(MirrorAdmin):
         user = self._user_for(request, object_id, self.has_confirm_permission)
         actor = request.user.get_username()
         return self._run(
-            request, user, lambda: services.cognito_user_confirm_sign_up(user=user, actor=actor),
+            request, user, lambda: user_services.cognito_user_confirm_sign_up(user=user, actor=actor),
             f"Sign-up of {user} confirmed.",
         )
 
@@ -454,7 +456,7 @@ class CognitoUserAdmin(MirrorAdmin):
         actor = request.user.get_username()
         return self._run(
             request, user,
-            lambda: services.cognito_user_mark_verified(user=user, attribute=attribute, actor=actor),
+            lambda: user_services.cognito_user_mark_verified(user=user, attribute=attribute, actor=actor),
             f"{attribute} of {user} marked verified.",
         )
 
@@ -472,7 +474,7 @@ class CognitoUserAdmin(MirrorAdmin):
         if request.method == "POST" and request.POST.get("confirm") == "yes":
             actor = request.user.get_username()
             return self._run(
-                request, user, lambda: services.cognito_user_delete(user=user, actor=actor),
+                request, user, lambda: user_services.cognito_user_delete(user=user, actor=actor),
                 f"Deletion of {user} in Cognito requested; the user disappears here once Cognito confirms.",
                 to_changelist=True,
             )
@@ -499,7 +501,7 @@ class CognitoUserAdmin(MirrorAdmin):
                     self.message_user(request, "No attribute changed.", messages.INFO)
                     return HttpResponseRedirect(self._change_url(user))
                 try:
-                    services.cognito_user_update_attributes(
+                    user_services.cognito_user_update_attributes(
                         user=user, attributes=changed, actor=request.user.get_username()
                     )
                 except ValidationError as exc:
@@ -521,7 +523,7 @@ class CognitoUserAdmin(MirrorAdmin):
             "form": form,
             "media": self.media + form.media,
             "change_url": self._change_url(user),
-            "has_pending": services.has_active_change(
+            "has_pending": outbox.has_active_change(
                 pool=user.pool, object_type="user", object_key=user.username, operation="user.update_attributes"
             ),
         }

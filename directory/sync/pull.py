@@ -49,6 +49,7 @@ from ..mapping import (
     user_fields,
     user_hash,
 )
+from ..message_templates import record_pulled_templates
 from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, PendingChange, SyncRun, UserPool
 
 logger = logging.getLogger(__name__)
@@ -345,8 +346,6 @@ def _pull_pool(ctx: PullContext) -> None:
             setattr(pool, key, value)
     pool.content_hash = new_hash
     pool.save()
-    from ..messages import record_pulled_templates  # here, not at the top: messages imports services
-
     record_pulled_templates(pool, actor=ctx.actor)
     ctx.pool_change = "created" if created else "updated"
     ctx.write_events(

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from .. import audit
+from ..delivery import resend_code_error, resend_code_plan, resend_code_send
 from ..gateway import (
     CognitoError,
     CognitoGateway,
@@ -28,22 +30,14 @@ from ..gateway import (
     full_update_request,
 )
 from ..mapping import client_fields, group_fields, pool_fields, pool_hash, record_hash, user_fields, user_hash
-from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
+from ..models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
+from ..settings_catalog import pool_value
 
 logger = logging.getLogger(__name__)
 
 State = dict[str, Any]
 RETRYABLE = (CognitoThrottled, CognitoUnavailable)
-# The pool settings an operator can change here (and a discard puts back).
-POOL_SETTING_FIELDS = [
-    "password_policy",
-    "temporary_password_validity_days",
-    "mfa_configuration",
-    "allow_admin_create_user_only",
-    "deletion_protection",
-    "verification_message_template",
-    "admin_create_user_config",
-]
+Operation = PendingChange.Operation
 
 
 class VerificationFailed(CognitoError):
@@ -105,16 +99,7 @@ def _client_state(change: PendingChange, gw: CognitoGateway) -> State:
 
 def _pool_state(change: PendingChange, gw: CognitoGateway) -> State:
     described = gw.describe_user_pool(change.pool.pool_id)
-    return {f: _pool_value(described, f) for f in change.fields}
-
-
-def _pool_value(described: dict[str, Any], path: str) -> Any:
-    value = get_path(described, path)
-    if path == "DeletionProtection" and value is None:
-        return "INACTIVE"
-    if path == "AdminCreateUserConfig.AllowAdminCreateUserOnly" and value is None:
-        return False
-    return value
+    return {f: pool_value(described, f) for f in change.fields}
 
 
 # Calls -----------------------------------------------------------------------------------------------
@@ -123,27 +108,27 @@ def _pool_value(described: dict[str, Any], path: str) -> Any:
 def _user_call(change: PendingChange, gw: CognitoGateway) -> None:
     pool_id, username, after = change.pool.pool_id, change.object_key, change.payload["after"]
     op = change.operation
-    if op == "user.update_attributes":
+    if op == Operation.USER_UPDATE_ATTRIBUTES:
         updates = {k.split(".", 1)[1]: v for k, v in after.items() if v is not None}
         removals = [k.split(".", 1)[1] for k, v in after.items() if v is None]
         if updates:
             gw.admin_update_user_attributes(pool_id, username, updates)
         if removals:
             gw.admin_delete_user_attributes(pool_id, username, removals)
-    elif op == "user.set_enabled":
+    elif op == Operation.USER_SET_ENABLED:
         gw.admin_set_user_enabled(pool_id, username, bool(after["enabled"]))
-    elif op == "user.delete":
+    elif op == Operation.USER_DELETE:
         try:
             gw.admin_delete_user(pool_id, username)
         except CognitoNotFound:
             pass  # already gone: the intent is met
-    elif op == "user.reset_password":
+    elif op == Operation.USER_RESET_PASSWORD:
         gw.admin_reset_user_password(pool_id, username)
-    elif op == "user.confirm_sign_up":
+    elif op == Operation.USER_CONFIRM_SIGN_UP:
         gw.admin_confirm_sign_up(pool_id, username)
-    elif op == "user.add_to_group":
+    elif op == Operation.USER_ADD_TO_GROUP:
         gw.admin_add_user_to_group(pool_id, username, change.payload["group"])
-    elif op == "user.remove_from_group":
+    elif op == Operation.USER_REMOVE_FROM_GROUP:
         gw.admin_remove_user_from_group(pool_id, username, change.payload["group"])
     else:  # pragma: no cover - guarded by HANDLERS
         raise ValueError(op)
@@ -157,9 +142,9 @@ def _group_call(change: PendingChange, gw: CognitoGateway) -> None:
         "RoleArn": after.get("role_arn") or None,
     }
     params = {k: v for k, v in params.items() if v not in (None, "")}
-    if change.operation == "group.create":
+    if change.operation == Operation.GROUP_CREATE:
         gw.create_group(pool_id, name, **params)
-    elif change.operation == "group.update":
+    elif change.operation == Operation.GROUP_UPDATE:
         group = gw.get_group(pool_id, name)
         # UpdateGroup resets what it is not given, like the pool update: carry the rest.
         full = {k: group[k] for k in ("Description", "Precedence", "RoleArn") if group.get(k) is not None}
@@ -170,7 +155,7 @@ def _group_call(change: PendingChange, gw: CognitoGateway) -> None:
             else:
                 full[renames[field]] = value
         gw.update_group(pool_id, name, **full)
-    elif change.operation == "group.delete":
+    elif change.operation == Operation.GROUP_DELETE:
         try:
             gw.delete_group(pool_id, name)
         except CognitoNotFound:
@@ -323,10 +308,6 @@ def _resend_state(change: PendingChange, gw: CognitoGateway) -> State:
 
 def _resend_call(change: PendingChange, gw: CognitoGateway) -> None:
     """Resend a code: the call follows the user's status in Cognito now, not when it was queued."""
-    from django.core.exceptions import ValidationError
-
-    from ..services import resend_code_error, resend_code_plan, resend_code_send
-
     record = gw.get_user(change.pool.pool_id, change.object_key)
     if record is None:
         raise CognitoNotFound("the user no longer exists in Cognito", code="UserNotFoundException")
@@ -357,20 +338,20 @@ class Handler:
 _USER = Handler(_user_state, _user_call, _refresh_user)
 _GROUP = Handler(_group_state, _group_call, _refresh_group)
 HANDLERS: dict[str, Handler] = {
-    "user.update_attributes": _USER,
-    "user.set_enabled": _USER,
-    "user.delete": _USER,
-    "user.reset_password": _USER,
-    "user.confirm_sign_up": _USER,
-    "user.add_to_group": _USER,
-    "user.remove_from_group": _USER,
-    "user.resend_code": Handler(_resend_state, _resend_call, _refresh_user),
-    "group.create": _GROUP,
-    "group.update": _GROUP,
-    "group.delete": _GROUP,
-    "client.update": Handler(_client_state, _client_call, _refresh_client),
-    "pool.update": Handler(_pool_state, _pool_call, _refresh_pool),
-    "pool.update_messages": Handler(_pool_state, _pool_call, _refresh_pool),
+    Operation.USER_UPDATE_ATTRIBUTES: _USER,
+    Operation.USER_SET_ENABLED: _USER,
+    Operation.USER_DELETE: _USER,
+    Operation.USER_RESET_PASSWORD: _USER,
+    Operation.USER_CONFIRM_SIGN_UP: _USER,
+    Operation.USER_ADD_TO_GROUP: _USER,
+    Operation.USER_REMOVE_FROM_GROUP: _USER,
+    Operation.USER_RESEND_CODE: Handler(_resend_state, _resend_call, _refresh_user),
+    Operation.GROUP_CREATE: _GROUP,
+    Operation.GROUP_UPDATE: _GROUP,
+    Operation.GROUP_DELETE: _GROUP,
+    Operation.CLIENT_UPDATE: Handler(_client_state, _client_call, _refresh_client),
+    Operation.POOL_UPDATE: Handler(_pool_state, _pool_call, _refresh_pool),
+    Operation.POOL_UPDATE_MESSAGES: Handler(_pool_state, _pool_call, _refresh_pool),
 }
 
 
@@ -450,8 +431,16 @@ def _finish(
         change.remote_values = state or {}
         change.last_error = "Changed in Cognito since the edit was made; Cognito's value was kept."
     change.save()
-    action = {"applied": "applied", "conflict": "conflict", "failed": "failed"}[status]
-    outcome = {"applied": audit.Outcome.OK, "conflict": audit.Outcome.CONFLICT, "failed": audit.Outcome.FAILED}[status]
+    action = {
+        PendingChange.Status.APPLIED: audit.Action.APPLIED,
+        PendingChange.Status.CONFLICT: audit.Action.CONFLICT,
+        PendingChange.Status.FAILED: audit.Action.FAILED,
+    }[status]
+    outcome = {
+        PendingChange.Status.APPLIED: audit.Outcome.OK,
+        PendingChange.Status.CONFLICT: audit.Outcome.CONFLICT,
+        PendingChange.Status.FAILED: audit.Outcome.FAILED,
+    }[status]
     if status == PendingChange.Status.CONFLICT:
         changes = {k: [change.before.get(k), (state or {}).get(k)] for k in change.fields}
     elif status == PendingChange.Status.APPLIED:
@@ -485,87 +474,4 @@ def _finish(
 
 
 def _already_audited(change: PendingChange) -> bool:
-    from ..models import AuditEvent
-
-    return AuditEvent.objects.filter(correlation_id=str(change.correlation_id), action="applied").exists()
-
-
-def revert_mirror(change: PendingChange) -> None:
-    """Put the mirror back to the values a discarded change started from."""
-    pool = change.pool
-    before = change.before
-    if change.object_type == "user":
-        user = CognitoUser.objects.filter(pool=pool, username=change.object_key).first()
-        if user is None:
-            return
-        from ..services import _set_user_attribute
-
-        for field, value in before.items():
-            if field.startswith("attributes."):
-                _set_user_attribute(user, field.split(".", 1)[1], value)
-            elif field.startswith("groups."):
-                group = CognitoGroup.objects.filter(pool=pool, name=field.split(".", 1)[1]).first()
-                if group and value:
-                    GroupMembership.objects.get_or_create(group=group, user=user)
-                elif group:
-                    GroupMembership.objects.filter(group=group, user=user).delete()
-            elif field != "exists":
-                setattr(user, field, value)
-        user.save()
-    elif change.object_type == "group":
-        group = CognitoGroup.objects.filter(pool=pool, name=change.object_key).first()
-        if change.operation == "group.create" and group is not None:
-            group.delete()
-        elif group is not None:
-            for field, value in before.items():
-                if field != "exists":
-                    setattr(group, field, value)
-            group.save()
-    elif change.object_type == "app_client":
-        from ..services import CLIENT_EDITABLE
-
-        client = AppClient.objects.filter(client_id=change.object_key).first()
-        if client is None:
-            return
-        api_to_field = {v: k for k, v in CLIENT_EDITABLE.items()}
-        for key, value in before.items():
-            setattr(client, api_to_field[key], value)
-        client.save()
-    elif change.object_type == "pool":
-        pool = UserPool.objects.get(pk=pool.pk)
-        for key, value in before.items():
-            if key == "Policies.PasswordPolicy":
-                pool.password_policy = value
-                pool.temporary_password_validity_days = (value or {}).get("TemporaryPasswordValidityDays")
-            elif key == "MfaConfiguration":
-                pool.mfa_configuration = value
-            elif key == "AdminCreateUserConfig.AllowAdminCreateUserOnly":
-                pool.allow_admin_create_user_only = value
-            elif key == "DeletionProtection":
-                pool.deletion_protection = value
-            elif key == "VerificationMessageTemplate":
-                pool.verification_message_template = value or {}
-            elif key == "AdminCreateUserConfig.InviteMessageTemplate":
-                config = dict(pool.admin_create_user_config or {})
-                config.pop("InviteMessageTemplate", None)
-                pool.admin_create_user_config = {**config, **({"InviteMessageTemplate": value} if value else {})}
-        # Only the settings: a full save would write back a stale sync lease or last_synced_at.
-        pool.save(update_fields=POOL_SETTING_FIELDS)
-
-
-def pending_for_sweep(*, older_than_seconds: int = 30, stale_applying_seconds: int = 900) -> list[int]:
-    """Changes the sweeper must send again: pending ones whose message may be lost, and
-    `applying` ones whose worker died long ago (the apply is idempotent)."""
-    now = timezone.now()
-    stale = PendingChange.objects.filter(
-        status=PendingChange.Status.APPLYING, updated_at__lt=now - timezone.timedelta(seconds=stale_applying_seconds)
-    )
-    stale.update(status=PendingChange.Status.PENDING)
-    return list(
-        PendingChange.objects.filter(
-            status=PendingChange.Status.PENDING,
-            updated_at__lt=now - timezone.timedelta(seconds=older_than_seconds),
-        )
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:5000]
-    )
+    return AuditEvent.objects.filter(correlation_id=str(change.correlation_id), action=audit.Action.APPLIED).exists()

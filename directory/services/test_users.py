@@ -1,14 +1,10 @@
-"""Test users: one created inside the request with a temporary password shown once, many created
-from a pattern or a CSV as a background bulk job, and the expiry that deletes them again."""
+"""Test users: one created inside the request with a temporary password shown once, the checks
+every creation shares (single or bulk), and the expiry that deletes them again. Bulk creation
+is in test_users_bulk.py."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
-import secrets
-import string
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,32 +18,19 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import audit
-from .gateway import CognitoError, CognitoGateway, CognitoNotFound, CognitoThrottled, CognitoUnavailable
-from .mapping import SECRET_KEYS, diff, user_fields, user_hash, without_secrets
-from .models import BulkJob, CognitoGroup, CognitoUser, GroupMembership, UserPool
-from .validation import E164, READ_ONLY_ATTRIBUTES, validate_user_attributes
+from .. import audit
+from ..gateway import CognitoError, CognitoGateway, CognitoNotFound
+from ..log_redaction import install_log_redaction
+from ..mapping import diff, user_fields, user_hash
+from ..models import CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
+from ..passwords import generate_temporary_password, password_problems
+from ..validation import E164, READ_ONLY_ATTRIBUTES, validate_user_attributes
+from .users import cognito_user_delete
 
 logger = logging.getLogger(__name__)
 
-# Cognito's special characters for password policies (a non-leading, non-trailing space counts too).
-COGNITO_SYMBOLS = "^$*.[]{}()?\"!@#%&/\\,><':;|_~`=+-"
-# What generated passwords draw symbols from: Cognito's set without quotes, backslash and
-# backtick, which get mangled when an operator pastes the password into a shell, CSV or chat.
-GENERATED_SYMBOLS = "^$*.[]{}()?!@#%&/,><:;|_~=+-"
-# Cognito's MinimumLength when a policy does not say; generated passwords are never shorter than 16.
-DEFAULT_MIN_LENGTH = 8
-GENERATED_MIN_LENGTH = 16
-MAX_PASSWORD_LENGTH = 256
-
 DELIVERY_CHOICES = ("EMAIL", "SMS", "SUPPRESS")
 MAX_EXPIRES_IN_DAYS = 365
-BULK_OPERATION = "create_test_users"
-BULK_MAX_ROWS = 1000
-# Bulk progress (and per-row results) are written every this many rows.
-BULK_PROGRESS_EVERY = 10
-# A bulk job paused by throttling this many times is given up.
-BULK_MAX_PAUSES = 20
 EXPIRE_BATCH = 1000
 
 # Cognito's Username pattern ([\p{L}\p{M}\p{S}\p{N}\p{P}]+): no spaces or control characters.
@@ -68,108 +51,6 @@ IDENTIFIER_LABELS = {
 }
 
 
-# Passwords -----------------------------------------------------------------------------------------------
-
-
-def password_rules(policy: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A pool's PasswordPolicy dict, whether given bare or wrapped as {"PasswordPolicy": {...}}."""
-    policy = dict(policy or {})
-    return dict(policy.get("PasswordPolicy", policy))
-
-
-def minimum_length(policy: Mapping[str, Any] | None) -> int:
-    return int(password_rules(policy).get("MinimumLength") or DEFAULT_MIN_LENGTH)
-
-
-@sensitive_variables("chars")
-def generate_temporary_password(policy: Mapping[str, Any] | None) -> str:
-    """A random password (from `secrets`) that meets the pool's policy: at least its minimum
-    length (and 16), and one character of every class, whether the policy requires it or not."""
-    length = max(minimum_length(policy), GENERATED_MIN_LENGTH)
-    classes = (string.ascii_uppercase, string.ascii_lowercase, string.digits, GENERATED_SYMBOLS)
-    alphabet = "".join(classes)
-    chars = [secrets.choice(c) for c in classes]
-    chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
-    secrets.SystemRandom().shuffle(chars)
-    return "".join(chars)
-
-
-@sensitive_variables("password")
-def password_problems(password: str, policy: Mapping[str, Any] | None) -> list[str]:
-    """What a password lacks under a pool's policy, as phrases that never repeat the password."""
-    rules = password_rules(policy)
-    minimum = minimum_length(policy)
-    problems: list[str] = []
-    if len(password) < minimum:
-        problems.append(f"at least {minimum} characters (it has {len(password)})")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        problems.append(f"at most {MAX_PASSWORD_LENGTH} characters (it has {len(password)})")
-    if password != password.strip():
-        problems.append("no space at the start or the end")
-    checks = (
-        ("RequireUppercase", string.ascii_uppercase, "an uppercase letter (A-Z)"),
-        ("RequireLowercase", string.ascii_lowercase, "a lowercase letter (a-z)"),
-        ("RequireNumbers", string.digits, "a number (0-9)"),
-        ("RequireSymbols", COGNITO_SYMBOLS + " ", "a symbol (one of " + " ".join(COGNITO_SYMBOLS) + ")"),
-    )
-    for key, allowed, label in checks:
-        if rules.get(key) and not any(c in allowed for c in password):
-            problems.append(label)
-    return problems
-
-
-# Log redaction ---------------------------------------------------------------------------------------------
-
-
-class RedactRequestSecrets(logging.Filter):
-    """botocore logs every request's parameters at DEBUG ("Making request ... with params"), body
-    included: the AdminCreateUser body carries the temporary password. This filter removes secret
-    keys from logged request bodies before any handler sees the record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(_redact(arg) for arg in record.args)
-        elif isinstance(record.args, Mapping):
-            record.args = _redact(record.args)
-        return True
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        if "body" in value:
-            return {**value, "body": _redact_body(value["body"])}
-        return value
-    if isinstance(value, bytes | str):
-        return _redact_body(value)
-    return value
-
-
-def _redact_body(body: Any) -> Any:
-    if not isinstance(body, bytes | str):
-        return body
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    if not any(key in text for key in SECRET_KEYS):
-        return body
-    try:
-        cleaned = json.dumps(without_secrets(json.loads(text)))
-    except ValueError:
-        cleaned = "<redacted: carried a secret>"
-    return cleaned.encode() if isinstance(body, bytes) else cleaned
-
-
-_redaction = RedactRequestSecrets()
-REDACTED_LOGGERS = ("botocore.endpoint", "botocore.httpsession", "botocore.parsers", "urllib3.connectionpool")
-
-
-def install_log_redaction() -> None:
-    """Attach the redaction filter to botocore's request loggers (idempotent)."""
-    for name in REDACTED_LOGGERS:
-        target = logging.getLogger(name)
-        if _redaction not in target.filters:
-            target.addFilter(_redaction)
-
-
-install_log_redaction()
 
 
 # Validation shared by single and bulk creation -------------------------------------------------------------
@@ -237,7 +118,7 @@ def _is_email(value: str) -> bool:
     return True
 
 
-def _labels(names: Iterable[str]) -> str:
+def identifier_labels(names: Iterable[str]) -> str:
     return " or ".join(IDENTIFIER_LABELS.get(n, n) for n in names)
 
 
@@ -293,7 +174,7 @@ def prepare_new_user(pool: UserPool, data: Mapping[str, Any]) -> tuple[NewUser, 
 
     # Which identifier signs in decides what the Username sent to Cognito is.
     if signs_in_by:
-        label = _labels(signs_in_by)
+        label = identifier_labels(signs_in_by)
         if username:
             if "email" in signs_in_by and "@" in username:
                 if attributes.get("email") and attributes["email"].lower() != username.lower():
@@ -429,14 +310,14 @@ def find_in_cognito(pool: UserPool, new: NewUser, gw: CognitoGateway) -> tuple[s
     return None
 
 
-def _taken_message(name: str, value: str, holder: str, *, where: str) -> str:
+def taken_message(name: str, value: str, holder: str, *, where: str) -> str:
     if name == "username":
         return f"username: a user named {holder} already exists in this pool ({where})."
     return (f"{name}: {value} is already used by user {holder} ({where}); this pool signs in by "
             f"{IDENTIFIER_LABELS.get(name, name)}, so each one can belong to one user only.")
 
 
-def _cognito_errors(exc: CognitoError, new: NewUser) -> dict[str, list[str]]:
+def cognito_errors(exc: CognitoError, new: NewUser) -> dict[str, list[str]]:
     """Cognito's refusal as {field: [message]} on the field it concerns."""
     code, message = exc.code, exc.message
     if code == "UsernameExistsException":
@@ -461,7 +342,7 @@ def _cognito_errors(exc: CognitoError, new: NewUser) -> dict[str, list[str]]:
 # Writing the mirror and the audit log ------------------------------------------------------------------------
 
 
-def _record_created(
+def record_created(
     *,
     pool: UserPool,
     record: Mapping[str, Any],
@@ -484,14 +365,14 @@ def _record_created(
         user.test_user_expires_at = new.expires_at()
         user.save()
         audit.record(
-            action="created",
+            action=audit.Action.CREATED,
             object_type="user",
             object_id=user.username,
             object_repr=user.email or user.username,
             pool_id=pool.pool_id,
             changes=diff({}, fields),
             detail={
-                "operation": "user.create_test_user",
+                "operation": PendingChange.Operation.USER_CREATE_TEST_USER,
                 "sub": user.sub,
                 "test_user": True,
                 "expires_at": user.test_user_expires_at,
@@ -506,7 +387,7 @@ def _record_created(
         for group in added:
             GroupMembership.objects.get_or_create(group=group, user=user)
             audit.record(
-                action="group_added",
+                action=audit.Action.GROUP_ADDED,
                 object_type="user",
                 object_id=user.username,
                 object_repr=user.email or user.username,
@@ -519,7 +400,7 @@ def _record_created(
             )
         for name, error in failed.items():
             audit.record(
-                action="group_add_failed",
+                action=audit.Action.GROUP_ADD_FAILED,
                 object_type="user",
                 object_id=user.username,
                 object_repr=user.email or user.username,
@@ -533,7 +414,7 @@ def _record_created(
     return user
 
 
-def _add_to_groups(
+def add_to_groups(
     pool: UserPool, username: str, groups: list[CognitoGroup], gw: CognitoGateway
 ) -> tuple[list[CognitoGroup], dict[str, str]]:
     added: list[CognitoGroup] = []
@@ -583,13 +464,13 @@ def test_user_create(
         taken = find_in_mirror(pool, new)
         if taken is not None:
             name, user = taken
-            errors[name] = [_taken_message(name, new.attributes.get(name, new.username), user.username,
+            errors[name] = [taken_message(name, new.attributes.get(name, new.username), user.username,
                                            where="in the mirror")]
         else:
             found = find_in_cognito(pool, new, gw)
             if found is not None:
                 name, record = found
-                errors[name] = [_taken_message(name, new.attributes.get(name, new.username), record["Username"],
+                errors[name] = [taken_message(name, new.attributes.get(name, new.username), record["Username"],
                                                where="in Cognito, not yet in the mirror: sync the pool")]
         for group in new.groups:
             try:
@@ -615,9 +496,9 @@ def test_user_create(
             suppress=new.delivery == "SUPPRESS",
         )
     except CognitoError as exc:
-        raise ValidationError(_cognito_errors(exc, new)) from None
-    added, failed = _add_to_groups(pool, record["Username"], new.groups, gw)
-    user = _record_created(
+        raise ValidationError(cognito_errors(exc, new)) from None
+    added, failed = add_to_groups(pool, record["Username"], new.groups, gw)
+    user = record_created(
         pool=pool,
         record=record,
         new=new,
@@ -636,293 +517,15 @@ def test_user_create(
     )
 
 
-# Many test users, in the background -----------------------------------------------------------------------------
-
-
-def expand_pattern(pattern: str, n: int) -> str:
-    # str.replace, not str.format: an operator's braces must not reach format().
-    return pattern.replace("{n}", str(n))
-
-
-def pattern_rows(spec: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The rows a pattern spec stands for: {"start", "count", "username", "email", "name", "phone_number"}."""
-    start, count = int(spec.get("start", 1)), int(spec.get("count") or 0)
-    rows = []
-    for n in range(start, start + count):
-        row = {}
-        for key in ("username", "email", "name", "phone_number"):
-            if spec.get(key):
-                row[key] = expand_pattern(str(spec[key]), n)
-        rows.append(row)
-    return rows
-
-
-def job_rows(job: BulkJob) -> list[dict[str, str]]:
-    params = job.params or {}
-    if "pattern" in params:
-        return pattern_rows(params["pattern"])
-    return [dict(r) for r in params.get("rows") or []]
-
-
-def _refuse_passwords(keys: Iterable[str]) -> None:
-    bad = sorted(k for k in keys if "password" in k.lower() or k in SECRET_KEYS)
-    if bad:
-        raise ValidationError({"csv_file": [
-            f"csv_file: column(s) {', '.join(bad)} refused: bulk test users get their temporary password from "
-            f"Cognito's invitation, never from this project. Remove the column."
-        ]})
-
-
-def parse_csv(pool: UserPool, content: bytes) -> list[dict[str, str]]:
-    """Rows of an uploaded CSV: columns are `username` and attribute names; a password column is refused."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError({"csv_file": ["csv_file: the file is not UTF-8 text."]}) from None
-    reader = csv.DictReader(io.StringIO(text))
-    headers = [h.strip() for h in reader.fieldnames or [] if h is not None]
-    if not headers:
-        raise ValidationError({"csv_file": ["csv_file: the file is empty; the first line must name the columns."]})
-    _refuse_passwords(headers)
-    known = {"username", *(a["Name"] for a in creatable_attributes(pool))}
-    unknown = [h for h in headers if h not in known]
-    if unknown:
-        raise ValidationError({"csv_file": [
-            f"csv_file: unknown column(s) {', '.join(unknown)}; columns must be username or attributes of this "
-            f"pool ({', '.join(sorted(known))})."
-        ]})
-    rows: list[dict[str, str]] = []
-    for raw in reader:
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-        if not any(row.values()):
-            continue
-        rows.append({k: v for k, v in row.items() if v})
-        if len(rows) > BULK_MAX_ROWS:
-            raise ValidationError({"csv_file": [f"csv_file: at most {BULK_MAX_ROWS} rows per upload."]})
-    if not rows:
-        raise ValidationError({"csv_file": ["csv_file: the file has no rows below its header."]})
-    return rows
-
-
-def test_users_bulk_start(
-    *,
-    pool: UserPool,
-    actor: str,
-    options: Mapping[str, Any],
-    pattern: Mapping[str, Any] | None = None,
-    rows: list[dict[str, str]] | None = None,
-) -> BulkJob:
-    """Queue the creation of many test users (a BulkJob run by a worker). Either `pattern`
-    ({"start", "count", "username", "email", "name", "phone_number"} with `{n}`) or CSV `rows`.
-    `options`: delivery, email_verified, groups (names), expires_in_days. No password is taken:
-    Cognito generates and delivers each one. Nothing is sent to Cognito here."""
-    errors: dict[str, list[str]] = {}
-    if (pattern is None) == (rows is None):
-        raise ValidationError("Give either a pattern or CSV rows.")
-    if rows is not None:
-        _refuse_passwords({k for row in rows for k in row})
-        if not 1 <= len(rows) <= BULK_MAX_ROWS:
-            errors["csv_file"] = [f"csv_file: between 1 and {BULK_MAX_ROWS} rows (it has {len(rows)})."]
-        all_rows = rows
-    else:
-        spec = {k: v for k, v in dict(pattern or {}).items() if v not in (None, "")}
-        count = int(spec.get("count") or 0)
-        start = int(spec.get("start", 1))
-        if not 1 <= count <= BULK_MAX_ROWS:
-            errors["count"] = [f"count must be between 1 and {BULK_MAX_ROWS}."]
-        if start < 0:
-            errors["start"] = ["start must be 0 or more."]
-        patterned = [k for k in ("username", "email", "phone_number") if spec.get(k)]
-        if count > 1 and not any("{n}" in str(spec[k]) for k in patterned):
-            target = f"{patterned[0]}_pattern" if patterned else "email_pattern"
-            errors[target] = [f"{target} must contain {{n}} so that each of the {count} users is different."]
-        pattern = spec
-        all_rows = pattern_rows({**spec, "count": min(count, 1)}) if count >= 1 else []
-    option_data = {
-        "delivery": options.get("delivery") or "EMAIL",
-        "email_verified": bool(options.get("email_verified")),
-        "groups": [g.name if isinstance(g, CognitoGroup) else str(g) for g in options.get("groups") or ()],
-        "expires_in_days": options.get("expires_in_days"),
-    }
-    if pattern is not None and all_rows and not errors:
-        # The first row stands for all of them: a pattern that yields a bad user is refused now.
-        _, row_errors = prepare_new_user(pool, {**all_rows[0], **option_data})
-        for name, messages in row_errors.items():
-            target = {
-                "username": "username_pattern", "email": "email_pattern", "name": "name_pattern",
-                "phone_number": "phone_pattern",
-            }.get(name, name)
-            errors.setdefault(target, []).extend(messages)
-    else:
-        _, option_errors = prepare_new_user(pool, {"username": "x", **option_data, "delivery": "SUPPRESS"})
-        for name in ("groups", "expires_in_days"):
-            if name in option_errors:
-                errors[name] = option_errors[name]
-    if errors:
-        raise ValidationError(errors)
-    params: dict[str, Any] = {**option_data}
-    if pattern is not None:
-        params["pattern"] = dict(pattern)
-        total = int(pattern["count"])
-    else:
-        params["rows"] = rows
-        total = len(rows or [])
-    from .services import _safe_delay
-    from .tasks import run_bulk_job
-
-    with transaction.atomic():
-        job = BulkJob.objects.create(
-            pool=pool, operation=BULK_OPERATION, params=params, user_ids=[], total=total, actor=actor,
-            results={"rows": {}, "created": 0, "skipped": 0, "failed": 0},
-        )
-        audit.record(
-            action="bulk_requested",
-            object_type="bulk_job",
-            object_id=str(job.pk),
-            pool_id=pool.pool_id,
-            detail={"operation": BULK_OPERATION, "users": total, "source": "pattern" if pattern else "csv",
-                    **{k: v for k, v in option_data.items()}},
-            source=audit.Source.ADMIN,
-            actor=actor,
-            outcome=audit.Outcome.PENDING,
-        )
-        transaction.on_commit(lambda: _safe_delay(run_bulk_job, job.pk))
-    return job
-
-
-def _row_result(new: NewUser | None, row: Mapping[str, str], status: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "status": status,
-        "username": (new.username if new else "") or row.get("username") or row.get("email") or "",
-        "email": row.get("email", ""),
-        **extra,
-    }
-
-
-def _existing_row(
-    job: BulkJob, new: NewUser, row: Mapping[str, str], found: tuple[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """A row whose user Cognito already holds (and the mirror does not)."""
-    name, record = found
-    created = user_fields(record)["remote_created_at"]
-    if created is not None and created >= job.created_at - timedelta(seconds=5):
-        # Made by this job before a crash lost its mirror row: adopt it rather than fail the row.
-        user = _record_created(pool=job.pool, record=record, new=new, actor=job.actor, added=[], failed={},
-                               source=audit.Source.WORKER, detail={"bulk_job": job.pk, "adopted": True})
-        return _row_result(new, row, "created", username=user.username, adopted=True)
-    return _row_result(new, row, "failed", error=_taken_message(
-        name, new.attributes.get(name, new.username), record["Username"], where="in Cognito"))
-
-
-def _bulk_row(job: BulkJob, row: Mapping[str, str], options: Mapping[str, Any], gw: CognitoGateway) -> dict[str, Any]:
-    """Create one row's user. Throttling and an unreachable Cognito propagate (the job pauses)."""
-    pool = job.pool
-    new, errors = prepare_new_user(pool, {**row, **options})
-    if errors:
-        return _row_result(new, row, "failed", error="; ".join(m for ms in errors.values() for m in ms))
-    taken = find_in_mirror(pool, new)
-    if taken is not None:
-        name, user = taken
-        if user.is_test_user:
-            # A redelivered job (or a second upload) meets users it already made: not an error.
-            return _row_result(new, row, "skipped", username=user.username, reason="already a test user")
-        return _row_result(new, row, "failed", error=_taken_message(name, new.attributes.get(name, new.username),
-                                                                      user.username, where="in the mirror"))
-    # ListUsers (30 rps, the scarcest quota) is only spent up front where Cognito would not refuse a
-    # duplicate itself: an alias is unique only once verified. Elsewhere Cognito's
-    # UsernameExistsException says it, and the lookup happens only then.
-    if pool.alias_attributes:
-        found = find_in_cognito(pool, new, gw)
-        if found is not None:
-            return _existing_row(job, new, row, found)
-    try:
-        # No TemporaryPassword: Cognito generates it and delivers it (or not, with SUPPRESS).
-        record = gw.admin_create_user(
-            pool.pool_id, new.username, attributes=new.attributes, delivery=new.mediums,
-            suppress=new.delivery == "SUPPRESS",
-        )
-    except (CognitoThrottled, CognitoUnavailable):
-        raise
-    except CognitoError as exc:
-        if exc.code in {"UsernameExistsException", "AliasExistsException"}:
-            found = find_in_cognito(pool, new, gw)
-            if found is not None:
-                return _existing_row(job, new, row, found)
-        messages = _cognito_errors(exc, new)
-        return _row_result(new, row, "failed", error="; ".join(m for ms in messages.values() for m in ms))
-    added, failed = _add_to_groups(pool, record["Username"], new.groups, gw)
-    user = _record_created(pool=pool, record=record, new=new, actor=job.actor, added=added, failed=failed,
-                           source=audit.Source.WORKER, detail={"bulk_job": job.pk})
-    result = _row_result(new, row, "created", username=user.username)
-    if failed:
-        result["groups_failed"] = failed
-    return result
-
-
-def test_users_bulk_run(*, job: BulkJob, gateway: CognitoGateway | None = None) -> BulkJob:
-    """Create a bulk job's users one row at a time (AdminCreateUser without a password, then the
-    groups), recording each row's outcome in BulkJob.results. Safe to run twice: rows already done
-    are not revisited, and a user that already exists as a test user is skipped. Throttling pauses
-    the job (back to `queued`); the outbox sweeper resumes it where it stopped."""
-    BulkJob.objects.filter(pk=job.pk, status=BulkJob.Status.QUEUED).update(status=BulkJob.Status.RUNNING)
-    job.refresh_from_db()
-    pool = job.pool
-    gw = gateway or CognitoGateway(pool.region)
-    rows = job_rows(job)
-    params = job.params or {}
-    options = {k: params.get(k) for k in ("delivery", "email_verified", "groups", "expires_in_days")}
-    results: dict[str, Any] = {"rows": {}, "created": 0, "skipped": 0, "failed": 0, **(job.results or {})}
-    processed = min(job.processed, len(rows))
-
-    def save(**extra: Any) -> None:
-        BulkJob.objects.filter(pk=job.pk).update(
-            processed=processed, skipped=results["skipped"], results=results, **extra
-        )
-
-    for index in range(processed, len(rows)):
-        try:
-            outcome = _bulk_row(job, rows[index], options, gw)
-        except (CognitoThrottled, CognitoUnavailable) as exc:
-            results["pauses"] = int(results.get("pauses", 0)) + 1
-            if results["pauses"] > BULK_MAX_PAUSES:
-                save(status=BulkJob.Status.FAILED, finished_at=timezone.now(),
-                     error=f"Gave up at row {index + 1} after {BULK_MAX_PAUSES} pauses: {exc}")
-            else:
-                save(status=BulkJob.Status.QUEUED, error=f"Paused at row {index + 1} ({exc}); resumes shortly.")
-            job.refresh_from_db()
-            return job
-        results["rows"][str(index + 1)] = outcome
-        results[{"created": "created", "skipped": "skipped"}.get(outcome["status"], "failed")] += 1
-        processed = index + 1
-        if processed % BULK_PROGRESS_EVERY == 0:
-            save()
-    failures = [f"row {n}: {r.get('error', '')}" for n, r in results["rows"].items() if r["status"] == "failed"]
-    save(status=BulkJob.Status.DONE, finished_at=timezone.now(), error="\n".join(failures[:200]))
-    audit.record(
-        action="bulk_finished",
-        object_type="bulk_job",
-        object_id=str(job.pk),
-        pool_id=pool.pool_id,
-        detail={"operation": BULK_OPERATION, "created": results["created"], "skipped": results["skipped"],
-                "failed": results["failed"]},
-        outcome=audit.Outcome.FAILED if results["failed"] else audit.Outcome.OK,
-        source=audit.Source.WORKER,
-        actor=job.actor,
-    )
-    job.refresh_from_db()
-    return job
-
 
 # Expiry ------------------------------------------------------------------------------------------------------
 
 
 def test_users_expire(*, now: datetime | None = None, actor: str = "") -> int:
     """Request the deletion of every test user whose expiry has passed, through the outbox's
-    idempotent delete (services.cognito_user_delete: AdminDeleteUser by a worker, the mirror row
+    idempotent delete (users.cognito_user_delete: AdminDeleteUser by a worker, the mirror row
     goes when Cognito confirms), with an `expired` audit event each. Users already on their way
     out are not requested twice. Returns the number of deletions requested."""
-    from .services import cognito_user_delete
-
     now = now or timezone.now()
     due = (
         CognitoUser.objects.filter(is_test_user=True, test_user_expires_at__lte=now)
@@ -936,7 +539,7 @@ def test_users_expire(*, now: datetime | None = None, actor: str = "") -> int:
             if change is None:
                 continue
             audit.record(
-                action="expired",
+                action=audit.Action.EXPIRED,
                 object_type="user",
                 object_id=user.username,
                 object_repr=user.email or user.username,
@@ -952,6 +555,7 @@ def test_users_expire(*, now: datetime | None = None, actor: str = "") -> int:
     return requested
 
 
+
 # These are services, not tests: keep pytest from collecting them when a test module imports them.
-for _service in (test_user_create, test_users_bulk_start, test_users_bulk_run, test_users_expire):
+for _service in (test_user_create, test_users_expire):
     _service.__test__ = False  # type: ignore[attr-defined]

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from .gateway import CognitoGateway
-from .models import UserPool
+from ..gateway import CognitoGateway
+from ..models import UserPool
 
 
 def discover_pools(*, regions: Iterable[str] | None = None) -> list[UserPool]:

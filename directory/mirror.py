@@ -1,0 +1,101 @@
+"""Edits to the mirror that a change makes up front, and their inverse when it is discarded.
+
+A service shows an operator's change in the mirror at once (the pull leaves those fields
+alone while the change is active); discarding a still-pending change puts the `before`
+values back with `revert_mirror`. Both directions go through the same setters here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .mapping import USER_TYPED_ATTRIBUTES
+from .models import AppClient, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
+from .settings_catalog import (
+    CLIENT_FIELD_BY_KEY,
+    INVITE_TEMPLATE_PATH,
+    PASSWORD_POLICY,
+    POOL_SETTING_FIELDS,
+    POOL_SETTINGS_BY_PATH,
+    TEMPORARY_PASSWORD_DAYS,
+    VERIFICATION_TEMPLATE_PATH,
+)
+
+_BOOL_ATTRS = {"email_verified", "phone_number_verified"}
+
+
+def set_user_attribute(user: CognitoUser, name: str, value: str | None) -> None:
+    """Set (or, with None, remove) one attribute on an unsaved user, with its typed column."""
+    attributes = dict(user.attributes)
+    if value is None:
+        attributes.pop(name, None)
+    else:
+        attributes[name] = value
+    user.attributes = attributes
+    if name in USER_TYPED_ATTRIBUTES:
+        setattr(user, USER_TYPED_ATTRIBUTES[name], value or "")
+    if name in _BOOL_ATTRS:
+        setattr(user, name, value == "true")
+
+
+def set_pool_values(pool: UserPool, values: dict[str, Any]) -> None:
+    """Apply UpdateUserPool paths -> values to an unsaved pool (keys it does not mirror are skipped)."""
+    for path, value in values.items():
+        if path == PASSWORD_POLICY.api_path:
+            pool.password_policy = value
+            setattr(pool, TEMPORARY_PASSWORD_DAYS, (value or {}).get("TemporaryPasswordValidityDays"))
+        elif path in POOL_SETTINGS_BY_PATH:
+            setattr(pool, POOL_SETTINGS_BY_PATH[path].name, value)
+        elif path == VERIFICATION_TEMPLATE_PATH:
+            pool.verification_message_template = value or {}
+        elif path == INVITE_TEMPLATE_PATH:
+            config = dict(pool.admin_create_user_config or {})
+            config.pop("InviteMessageTemplate", None)
+            pool.admin_create_user_config = {**config, **({"InviteMessageTemplate": value} if value else {})}
+
+
+def save_pool_settings(pool: UserPool) -> None:
+    """Save only the settings: a full save would write back a stale sync lease or last_synced_at."""
+    pool.save(update_fields=POOL_SETTING_FIELDS)
+
+
+def revert_mirror(change: PendingChange) -> None:
+    """Put the mirror back to the values a discarded change started from."""
+    pool = change.pool
+    before = change.before
+    if change.object_type == "user":
+        user = CognitoUser.objects.filter(pool=pool, username=change.object_key).first()
+        if user is None:
+            return
+        for field, value in before.items():
+            if field.startswith("attributes."):
+                set_user_attribute(user, field.split(".", 1)[1], value)
+            elif field.startswith("groups."):
+                group = CognitoGroup.objects.filter(pool=pool, name=field.split(".", 1)[1]).first()
+                if group and value:
+                    GroupMembership.objects.get_or_create(group=group, user=user)
+                elif group:
+                    GroupMembership.objects.filter(group=group, user=user).delete()
+            elif field != "exists":
+                setattr(user, field, value)
+        user.save()
+    elif change.object_type == "group":
+        group = CognitoGroup.objects.filter(pool=pool, name=change.object_key).first()
+        if change.operation == PendingChange.Operation.GROUP_CREATE and group is not None:
+            group.delete()
+        elif group is not None:
+            for field, value in before.items():
+                if field != "exists":
+                    setattr(group, field, value)
+            group.save()
+    elif change.object_type == "app_client":
+        client = AppClient.objects.filter(client_id=change.object_key).first()
+        if client is None:
+            return
+        for key, value in before.items():
+            setattr(client, CLIENT_FIELD_BY_KEY[key], value)
+        client.save()
+    elif change.object_type == "pool":
+        pool = UserPool.objects.get(pk=pool.pk)
+        set_pool_values(pool, before)
+        save_pool_settings(pool)

@@ -1,0 +1,104 @@
+"""App clients: validate and request a change of the settings operators may edit (a full-config
+UpdateUserPoolClient, built by the push from a fresh DescribeUserPoolClient)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .. import audit
+from ..gateway import service_enum
+from ..models import AppClient, PendingChange
+from ..outbox import request_change
+from ..settings_catalog import CLIENT_SETTINGS
+from ..validation import validate_urls
+
+
+def api_enum(shape: str) -> list[str]:
+    """Every value Cognito's API accepts for an enum shape (e.g. ExplicitAuthFlowsType), from botocore's model."""
+    return sorted(service_enum(shape))
+
+
+def _unit_minutes(unit: str) -> int:
+    return {"seconds": 1 / 60, "minutes": 1, "hours": 60, "days": 1440}.get(unit or "", 1)  # type: ignore[return-value]
+
+
+def validate_client_changes(client: AppClient, changes: dict[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    unknown = set(changes) - set(CLIENT_SETTINGS)
+    for name in unknown:
+        errors[name] = [f"{name} cannot be changed here."]
+    flows = changes.get("explicit_auth_flows")
+    if flows is not None:
+        allowed = service_enum("ExplicitAuthFlowsType")
+        bad = [f for f in flows if f not in allowed]
+        if bad:
+            errors["explicit_auth_flows"] = [
+                f"Unknown auth flow(s) {', '.join(bad)}; Cognito accepts {', '.join(sorted(allowed))}."
+            ]
+    oauth = changes.get("allowed_oauth_flows")
+    if oauth is not None:
+        allowed = service_enum("OAuthFlowType")
+        bad = [f for f in oauth if f not in allowed]
+        if bad:
+            errors["allowed_oauth_flows"] = [
+                f"Unknown OAuth flow(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}."
+            ]
+    pue = changes.get("prevent_user_existence_errors")
+    if pue not in (None, "") and pue not in service_enum("PreventUserExistenceErrorTypes"):
+        errors["prevent_user_existence_errors"] = ["Must be ENABLED or LEGACY."]
+    units = {**client.token_validity_units, **(changes.get("token_validity_units") or {})}
+    # Cognito's ranges: access and ID tokens 5 minutes to 1 day; refresh 60 minutes to 10 years.
+    ranges = {
+        "access_token_validity": ("AccessToken", 5, 1440, "hours"),
+        "id_token_validity": ("IdToken", 5, 1440, "hours"),
+        "refresh_token_validity": ("RefreshToken", 60, 3650 * 1440, "days"),
+    }
+    for field, (unit_key, low, high, default_unit) in ranges.items():
+        value = changes.get(field)
+        if value is None:
+            continue
+        unit = units.get(unit_key) or default_unit
+        minutes = int(value) * _unit_minutes(unit)
+        if not low <= minutes <= high:
+            errors[field] = [
+                f"{field} {value} {unit} is outside Cognito's range ({low} minutes to {high // 1440} days)."
+            ]
+    for field in ("callback_urls", "logout_urls"):
+        if changes.get(field):
+            try:
+                validate_urls(field, changes[field])
+            except ValidationError as exc:
+                errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def app_client_update(
+    *, client: AppClient, changes: dict[str, Any], actor: str, source: str = audit.Source.ADMIN
+) -> PendingChange | None:
+    """Change an app client's settings: a full-config UpdateUserPoolClient built from a fresh
+    DescribeUserPoolClient, so every other setting stays as it is. Idempotent."""
+    validate_client_changes(client, changes)
+    before = {CLIENT_SETTINGS[k]: getattr(client, k) for k, v in changes.items() if getattr(client, k) != v}
+    after = {CLIENT_SETTINGS[k]: v for k, v in changes.items() if getattr(client, k) != v}
+    if not after:
+        return None
+    for field, value in changes.items():
+        setattr(client, field, value)
+    client.save()
+    return request_change(
+        pool=client.pool,
+        object_type="app_client",
+        object_key=client.client_id,
+        operation=PendingChange.Operation.CLIENT_UPDATE,
+        before=before,
+        after=after,
+        actor=actor,
+        base_version=client.content_hash,
+        source=source,
+        object_repr=client.name,
+    )
