@@ -142,8 +142,9 @@ def main() -> None:
         from django.core.management import call_command
         from django.db.models import Max, Sum
 
-        from directory import ratelimit, services
+        from directory import ratelimit
         from directory.models import CognitoUser, PendingChange, UserPool
+        from directory.services import users as user_services
         from directory.sync import lease
 
         redis.Redis.from_url(args.redis).flushdb()
@@ -171,7 +172,7 @@ def main() -> None:
 
         started = time.time()
         for i, user in enumerate(users):
-            services.cognito_user_update_attributes(user=user, attributes={"name": f"Renamed {i}"}, actor="bench")
+            user_services.cognito_user_update_attributes(user=user, attributes={"name": f"Renamed {i}"}, actor="bench")
         enqueued = time.time() - started
         done = (PendingChange.Status.APPLIED, PendingChange.Status.FAILED, PendingChange.Status.CONFLICT)
         deadline = time.time() + max(600, args.changes)

@@ -35,23 +35,22 @@ def _tasks() -> ModuleType:
     return tasks
 
 
-def _send(task_name: str, *args: Any, **kwargs: Any) -> None:
-    task = getattr(_tasks(), task_name)
+def _send(task_name: str, what: str, pk: int) -> None:
     try:
-        task.delay(*args, **kwargs)
+        getattr(_tasks(), task_name).delay(pk)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the sweeper retries
-        logger.warning("could not enqueue %s%s (%s); the outbox sweeper will retry it", task.name, args, exc)
+        logger.warning("could not enqueue %s %s (%s); the outbox sweeper will retry it", what, pk, exc)
 
 
 def enqueue_change(change_pk: int) -> None:
     """Hand a change to the workers. If the broker is down the change stays `pending` in
     the outbox and the beat sweeper sends it again later: nothing is lost."""
-    _send("apply_change", change_pk)
+    _send("apply_change", "change", change_pk)
 
 
 def enqueue_bulk_job(job_pk: int) -> None:
     """Hand a queued bulk job to the workers (the sweeper resends it if this is lost)."""
-    _send("run_bulk_job", job_pk)
+    _send("run_bulk_job", "bulk job", job_pk)
 
 
 def enqueue_sync(pool_pk: int, **options: Any) -> None:

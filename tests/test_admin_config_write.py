@@ -534,9 +534,9 @@ def test_discard_action_reverts_group(admin_client, mirrored):
 def test_outbox_permissions(client, django_user_model, cognito, mirrored):
     pool, _ = mirrored
     group = CognitoGroup.objects.get(pool=pool, name="admins")
-    from directory import services
+    from directory.services import groups as group_services
 
-    change = services.cognito_group_update(group=group, description="Changed", precedence=1, actor="ops")
+    change = group_services.cognito_group_update(group=group, description="Changed", precedence=1, actor="ops")
     PendingChange.objects.filter(pk=change.pk).update(status="failed", last_error="boom <b>")
     client = staff_client(client, django_user_model, "view_pendingchange")
     page = client.get(url("pendingchange", "change", change.pk)).content.decode()

@@ -388,9 +388,9 @@ def test_user_page_buttons_and_pending_changes(admin_client, world):
     assert user_url("confirm_sign_up", bob) not in html and user_url("enable", bob) not in html
     assert 'name="_save"' not in html  # the standard form stays read-only
     # A change not yet applied (no on_commit callbacks run) shows above the audit history.
-    from directory import services
+    from directory.services import users as user_services
 
-    services.cognito_user_set_enabled(user=bob, enabled=False, actor="admin")
+    user_services.cognito_user_set_enabled(user=bob, enabled=False, actor="admin")
     html = admin_client.get(reverse("admin:directory_cognitouser_change", args=[bob.pk])).content.decode()
     section = html.split("field-pending_changes", 1)[1]
     assert "user.set_enabled" in section.split("field-audit_history", 1)[0]
@@ -568,12 +568,12 @@ def test_service_refusal_maps_to_field(admin_client, world, monkeypatch):
     """A rule only the service knows still lands on the attribute's field."""
     from django.core.exceptions import ValidationError
 
-    from directory import services
+    from directory.services import users as user_services
 
     def refuse(**kwargs):
         raise ValidationError({"name": ["name: refused by the service."]})
 
-    monkeypatch.setattr(services, "cognito_user_update_attributes", refuse)
+    monkeypatch.setattr(user_services, "cognito_user_update_attributes", refuse)
     response = admin_client.post(user_url("attributes", world["bob"]), attribute_data(world["bob"], name="New"))
     assert response.status_code == HTTPStatus.OK
     assert response.context["form"].errors["name"] == ["name: refused by the service."]
@@ -601,16 +601,16 @@ def test_attribute_form_staff_with_change_permission(staff, cognito, world, djan
 
 
 def test_bulk_job_pages(admin_client, world, django_capture_on_commit_callbacks):
-    from directory import services
+    from directory.services import bulk as bulk_services
 
-    job = services.bulk_job_start(users=CognitoUser.objects.filter(pk=world["bob"].pk), operation="disable",
+    job = bulk_services.bulk_job_start(users=CognitoUser.objects.filter(pk=world["bob"].pk), operation="disable",
                                   actor="admin")[0]
     url = reverse("admin:directory_bulkjob_change", args=[job.pk])
     html = admin_client.get(url).content.decode()
     assert 'http-equiv="refresh"' in html and "0 / 1" in html  # queued: refreshes
     with django_capture_on_commit_callbacks(execute=True):
         pass
-    services.bulk_job_run(job=job)  # expanded, its change still pending
+    bulk_services.bulk_job_run(job=job)  # expanded, its change still pending
     html = admin_client.get(url).content.decode()
     assert 'http-equiv="refresh"' in html and "1 / 1" in html
     PendingChange.objects.filter(job=job).update(status="applied")

@@ -24,9 +24,10 @@ from django.db import connection
 from django.utils import timezone
 
 from cognito_admin import celery_app
-from directory import services
 from directory.emulator import target
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
+from directory.services import bulk as bulk_services
+from directory.services import users as user_services
 from directory.sync.pull import sync_pool
 from directory.tasks import sweep_outbox
 from tests import procs
@@ -69,7 +70,7 @@ def _reset_broker_pools() -> None:
 
 @pytest.fixture
 def celery_to(broker, settings, monkeypatch):
-    """Point this process's Celery app (the producer side: services.enqueue_change, delay())
+    """Point this process's Celery app (the producer side: outbox.enqueue_change, delay())
     at the private broker, non-eager, failing fast when the broker is down."""
     overrides = {
         "broker_url": broker.url,
@@ -146,15 +147,17 @@ def test_broker_outage_loses_no_edit(transactional_db, cognito, moto_server, cel
     broker.stop()
     wanted: dict[str, dict] = {}
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="directory.services"):
+    with caplog.at_level(logging.WARNING, logger="directory.outbox"):
         for i, username in enumerate(usernames):
             user = users[username]
             if i % 2:
-                change = services.cognito_user_set_enabled(user=user, enabled=False, actor="ops")
+                change = user_services.cognito_user_set_enabled(user=user, enabled=False, actor="ops")
                 wanted[username] = {"enabled": False}
             else:
                 new_name = f"{UNICODE_NAMES[i % len(UNICODE_NAMES)]} {i}"
-                change = services.cognito_user_update_attributes(user=user, attributes={"name": new_name}, actor="ops")
+                change = user_services.cognito_user_update_attributes(
+                    user=user, attributes={"name": new_name}, actor="ops"
+                )
                 wanted[username] = {"name": new_name}
             assert change is not None and change.pk
     edits_seconds = time.monotonic() - started
@@ -232,7 +235,7 @@ def test_worker_killed_mid_apply_applies_once(victim, transactional_db, cognito,
             return worker.start()
 
         first = start_worker("first")
-        change = services.cognito_user_set_enabled(user=user, enabled=False, actor="ops")
+        change = user_services.cognito_user_set_enabled(user=user, enabled=False, actor="ops")
         if not hold.in_flight.wait(30):
             raise AssertionError(f"AdminDisableUser never reached Cognito: {_status_counts()}\n{first.log()}")
         # Done in Cognito, not yet answered: the worker dies now.
@@ -290,7 +293,7 @@ def test_bulk_action_during_broker_outage_runs_when_broker_returns(
     pool, _ = _mirror(cognito, "bulk-outage", 10)
 
     broker.stop()
-    jobs = services.bulk_job_start(users=CognitoUser.objects.filter(pool=pool), operation="disable", actor="ops")
+    jobs = bulk_services.bulk_job_start(users=CognitoUser.objects.filter(pool=pool), operation="disable", actor="ops")
     assert [job.status for job in jobs] == ["queued"]
     broker.start()
 

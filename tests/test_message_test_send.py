@@ -10,9 +10,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from directory import messages as m
+from directory import message_templates as m
 from directory.emulator import ESHOP_VERIFICATION_HTML
 from directory.models import AuditEvent, CognitoUser, UserPool
+from directory.services import templates as templates_service
 from directory.sync.pull import sync_pool
 from tests.test_emulator_shims import emu, make_client, make_pool  # noqa: F401 - `emu` is a fixture
 
@@ -38,7 +39,7 @@ def _save_template(pool: UserPool, django_capture_on_commit_callbacks) -> None:
         "EmailMessage": ESHOP_VERIFICATION_HTML.replace("{####}", MARKER + " {####}"),
     }
     with django_capture_on_commit_callbacks(execute=True):
-        version = m.pool_messages_update(pool=pool, templates=templates, actor="admin")
+        version = templates_service.pool_messages_update(pool=pool, templates=templates, actor="admin")
     version.refresh_from_db()
     assert version.outcome == "applied"
 

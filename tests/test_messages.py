@@ -12,9 +12,10 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from directory import gateway
-from directory import messages as m
+from directory import message_templates as m
 from directory.emulator import ESHOP_VERIFICATION_HTML
 from directory.models import AuditEvent, PendingChange, TemplateVersion, UserPool
+from directory.services import templates as templates_service
 from directory.sync.pull import sync_pool
 from tests.cognito_helpers import create_pool
 
@@ -278,7 +279,7 @@ def test_rejected_template_changes_nothing(eshop, cognito, django_capture_on_com
     mirror = copy.deepcopy(eshop.verification_message_template)
     broken = new_templates(email_message="No placeholder here")
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError) as exc:
-        m.pool_messages_update(pool=eshop, templates=broken, actor="alice")
+        templates_service.pool_messages_update(pool=eshop, templates=broken, actor="alice")
     assert exc.value.message_dict["email_message"][0].startswith("email_message: must contain the code placeholder")
     assert TemplateVersion.objects.filter(pool=eshop).count() == 1
     assert not PendingChange.objects.exists()
@@ -297,7 +298,7 @@ def test_save_pushes_full_config_and_keeps_every_other_setting(
         email_message=ESHOP_VERIFICATION_HTML.replace("{{####}}", "{####}"), email_subject="Your eSHOP code"
     )
     with django_capture_on_commit_callbacks(execute=True):
-        version = m.pool_messages_update(pool=eshop, templates=templates, actor="alice", remote=before)
+        version = templates_service.pool_messages_update(pool=eshop, templates=templates, actor="alice", remote=before)
     version.refresh_from_db()
     assert (version.number, version.source, version.actor, version.outcome) == (2, "operator", "alice", "applied")
     after = described(cognito, eshop)
@@ -339,12 +340,14 @@ def test_restore_round_trips_byte_for_byte(eshop, cognito, django_capture_on_com
     )
     assert len(rich["VerificationMessageTemplate"]["EmailMessage"]) > 10000
     with django_capture_on_commit_callbacks(execute=True):
-        v2 = m.pool_messages_update(pool=eshop, templates=rich, actor="alice")
+        v2 = templates_service.pool_messages_update(pool=eshop, templates=rich, actor="alice")
     with django_capture_on_commit_callbacks(execute=True):
-        v3 = m.pool_messages_update(pool=eshop, templates=new_templates(), actor="bob")
+        v3 = templates_service.pool_messages_update(pool=eshop, templates=new_templates(), actor="bob")
     assert described(cognito, eshop)["VerificationMessageTemplate"]["EmailMessage"] == VALID["email_message"]
     with django_capture_on_commit_callbacks(execute=True):
-        v4 = m.pool_messages_restore(pool=eshop, version=v2, actor="carol", remote=described(cognito, eshop))
+        v4 = templates_service.pool_messages_restore(
+            pool=eshop, version=v2, actor="carol", remote=described(cognito, eshop)
+        )
     v4.refresh_from_db()
     assert (v3.number, v4.number, v4.source, v4.restored_from_id, v4.outcome) == (3, 4, "restore", v2.pk, "applied")
     remote = described(cognito, eshop)
@@ -370,7 +373,9 @@ def test_conflict_when_cognito_moved_after_the_diff(eshop, cognito, django_captu
         AdminCreateUserConfig=seen["AdminCreateUserConfig"],
     )
     with django_capture_on_commit_callbacks(execute=True):
-        version = m.pool_messages_update(pool=eshop, templates=new_templates(), actor="alice", remote=seen)
+        version = templates_service.pool_messages_update(
+            pool=eshop, templates=new_templates(), actor="alice", remote=seen
+        )
     version.refresh_from_db()
     assert version.outcome == "conflict"
     assert described(cognito, eshop)["VerificationMessageTemplate"]["EmailSubject"] == "Someone else"
@@ -395,9 +400,10 @@ def test_pull_records_a_template_changed_in_cognito(eshop, cognito):
 
 @pytest.mark.django_db
 def test_second_save_waits_for_the_first(eshop):
-    m.pool_messages_update(pool=eshop, templates=new_templates(), actor="alice")  # not applied: no on_commit run
+    # Not applied: no on_commit run.
+    templates_service.pool_messages_update(pool=eshop, templates=new_templates(), actor="alice")
     with pytest.raises(ValidationError, match="still on its way to Cognito"):
-        m.pool_messages_update(pool=eshop, templates=new_templates(email_subject="Other"), actor="bob")
+        templates_service.pool_messages_update(pool=eshop, templates=new_templates(email_subject="Other"), actor="bob")
     assert TemplateVersion.objects.filter(pool=eshop).count() == 2
 
 

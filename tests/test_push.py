@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from directory import gateway, services
+from directory import gateway
 from directory.models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
+from directory.services import clients as client_services
+from directory.services import groups as group_services
+from directory.services import pools as pool_services
+from directory.services import users as user_services
 from directory.sync.pull import sync_pool
 from directory.sync.push import apply_change
 from tests.cognito_helpers import create_pool, create_user, inject
@@ -56,7 +60,7 @@ def test_attribute_edit_reaches_cognito_and_is_audited(cognito, mirrored, django
     pool, _ = mirrored
     user = CognitoUser.objects.get(pool=pool, username="user0")
     with django_capture_on_commit_callbacks(execute=True):
-        change = services.cognito_user_update_attributes(
+        change = user_services.cognito_user_update_attributes(
             user=user, attributes={"name": "Zoë New", "custom:department": "sales"}, actor="alice"
         )
     change.refresh_from_db()
@@ -76,7 +80,7 @@ def test_attribute_edit_reaches_cognito_and_is_audited(cognito, mirrored, django
 def test_redelivered_change_is_applied_once(cognito, mirrored, django_capture_on_commit_callbacks):
     pool, _ = mirrored
     user = CognitoUser.objects.get(pool=pool, username="user1")
-    change = services.cognito_user_set_enabled(user=user, enabled=False, actor="bob")
+    change = user_services.cognito_user_set_enabled(user=user, enabled=False, actor="bob")
     assert apply_change(change.pk).status == "applied"
     # The same message again (at-least-once delivery), and even the row reset to pending
     # as a worker killed after the call but before it recorded the outcome would leave it.
@@ -95,7 +99,7 @@ def test_redelivered_change_is_applied_once(cognito, mirrored, django_capture_on
 def test_conflict_keeps_remote_value(cognito, mirrored):
     pool, _ = mirrored
     user = CognitoUser.objects.get(pool=pool, username="user2")
-    change = services.cognito_user_update_attributes(user=user, attributes={"name": "Operator"}, actor="carol")
+    change = user_services.cognito_user_update_attributes(user=user, attributes={"name": "Operator"}, actor="carol")
     cognito.admin_update_user_attributes(
         UserPoolId=pool.pool_id, Username="user2", UserAttributes=[{"Name": "name", "Value": "Someone Else"}]
     )
@@ -121,7 +125,7 @@ def test_pool_update_sends_every_setting(cognito, mirrored):
 
     client.meta.events.register("provide-client-params.cognito-identity-provider.UpdateUserPool", capture)
     try:
-        change = services.user_pool_update(
+        change = pool_services.user_pool_update(
             pool=pool,
             changes={
                 "mfa_configuration": "OFF",
@@ -161,7 +165,7 @@ def test_pool_update_sends_every_setting(cognito, mirrored):
 def test_client_update(cognito, mirrored):
     pool, client_id = mirrored
     client = AppClient.objects.get(client_id=client_id)
-    change = services.app_client_update(
+    change = client_services.app_client_update(
         client=client, changes={"explicit_auth_flows": ["ALLOW_USER_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]}, actor="erin"
     )
     assert apply_change(change.pk).status == "applied"
@@ -172,20 +176,20 @@ def test_client_update(cognito, mirrored):
 
 def test_groups_and_memberships(cognito, mirrored):
     pool, _ = mirrored
-    change = services.cognito_group_create(pool=pool, name="editors", description="Edit", precedence=5, actor="f")
+    change = group_services.cognito_group_create(pool=pool, name="editors", description="Edit", precedence=5, actor="f")
     assert apply_change(change.pk).status == "applied"
     group = CognitoGroup.objects.get(pool=pool, name="editors")
     user = CognitoUser.objects.get(pool=pool, username="user0")
-    change = services.cognito_user_set_group(user=user, group=group, member=True, actor="f")
+    change = user_services.cognito_user_set_group(user=user, group=group, member=True, actor="f")
     assert apply_change(change.pk).status == "applied"
     names = [
         g["GroupName"] for g in cognito.admin_list_groups_for_user(UserPoolId=pool.pool_id, Username="user0")["Groups"]
     ]
     assert names == ["editors"]
-    change = services.cognito_group_update(group=group, description="Editors", precedence=3, actor="f")
+    change = group_services.cognito_group_update(group=group, description="Editors", precedence=3, actor="f")
     assert apply_change(change.pk).status == "applied"
     assert cognito.get_group(UserPoolId=pool.pool_id, GroupName="editors")["Group"]["Precedence"] == 3
-    change = services.cognito_group_delete(group=group, actor="f")
+    change = group_services.cognito_group_delete(group=group, actor="f")
     assert apply_change(change.pk).status == "applied"
     assert not CognitoGroup.objects.filter(pool=pool, name="editors").exists()
     assert not GroupMembership.objects.filter(user=user).exists()
@@ -198,10 +202,10 @@ def test_user_lifecycle(cognito, mirrored):
     sync_pool(pool=pool)
     user.refresh_from_db()
     assert user.status == "CONFIRMED"
-    change = services.cognito_user_reset_password(user=user, actor="g")
+    change = user_services.cognito_user_reset_password(user=user, actor="g")
     assert apply_change(change.pk).status == "applied"
     assert cognito.admin_get_user(UserPoolId=pool.pool_id, Username="user0")["UserStatus"] == "RESET_REQUIRED"
-    change = services.cognito_user_delete(user=CognitoUser.objects.get(pk=user.pk), actor="g")
+    change = user_services.cognito_user_delete(user=CognitoUser.objects.get(pk=user.pk), actor="g")
     assert apply_change(change.pk).status == "applied"
     assert not CognitoUser.objects.filter(pk=user.pk).exists()
     with pytest.raises(cognito.exceptions.UserNotFoundException):
@@ -220,7 +224,7 @@ def test_bad_input_creates_no_change(mirrored):
         ({"name": ""}, "name"),
     ]:
         with pytest.raises(ValidationError) as exc:
-            services.cognito_user_update_attributes(user=user, attributes=attributes, actor="h")
+            user_services.cognito_user_update_attributes(user=user, attributes=attributes, actor="h")
         assert field in exc.value.message_dict
     assert PendingChange.objects.count() == 0
 
@@ -229,7 +233,7 @@ def test_throttled_push_lands_with_retries_counted(cognito, mirrored, monkeypatc
     pool, _ = mirrored
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda s: None)
     user = CognitoUser.objects.get(pool=pool, username="user2")
-    change = services.cognito_user_set_enabled(user=user, enabled=False, actor="i")
+    change = user_services.cognito_user_set_enabled(user=user, enabled=False, actor="i")
     client = gateway.get_client("us-east-1")
     with inject(client, "AdminDisableUser", lambda n: n <= 3):
         result = apply_change(change.pk)
@@ -243,8 +247,8 @@ def test_pull_does_not_overwrite_a_field_with_a_pending_change(cognito, mirrored
     pool, _ = mirrored
     user = CognitoUser.objects.get(pool=pool, username="user1")
     group = CognitoGroup.objects.get(pool=pool, name="admins")
-    services.cognito_user_update_attributes(user=user, attributes={"name": "Operator Value"}, actor="j")
-    services.cognito_user_set_group(user=user, group=group, member=True, actor="j")
+    user_services.cognito_user_update_attributes(user=user, attributes={"name": "Operator Value"}, actor="j")
+    user_services.cognito_user_set_group(user=user, group=group, member=True, actor="j")
     cognito.admin_update_user_attributes(
         UserPoolId=pool.pool_id,
         Username="user1",

@@ -17,8 +17,9 @@ from django.core import serializers
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from directory import emulator, gateway, services
+from directory import emulator, gateway, selectors
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
+from directory.services import resend as resend_services
 from directory.sync.pull import sync_pool
 from directory.sync.push import apply_change
 from tests.cognito_helpers import inject
@@ -247,7 +248,7 @@ def test_other_states_are_refused_with_the_reason(admin_client, emu, world, call
 def test_service_refuses_states_without_a_code(status, reason):
     user = CognitoUserFactory(status=status)
     with pytest.raises(ValidationError) as refused:
-        services.cognito_user_resend_code(user=user, actor="op")
+        resend_services.cognito_user_resend_code(user=user, actor="op")
     assert reason in refused.value.messages[0] and status in refused.value.messages[0]
     assert not AuditEvent.objects.exists()
 
@@ -275,7 +276,7 @@ def test_button_needs_the_permission(client, django_user_model, emu, world, call
 
 def test_local_per_user_limit(admin_client, emu, world, calls, django_capture_on_commit_callbacks):
     carol = world["carol"]
-    for _ in range(services.RESEND_LIMIT_PER_HOUR):
+    for _ in range(resend_services.RESEND_LIMIT_PER_HOUR):
         assert any("sent again to carol" in m for m in messages_of(button(admin_client, carol)))
     calls.clear()
     response = button(admin_client, carol)
@@ -313,7 +314,7 @@ def test_cognito_errors_become_clear_messages(admin_client, emu, world, code, ex
 
 def test_default_email_warning_counts_todays_messages(admin_client, emu, world, django_capture_on_commit_callbacks):
     shop = world["shop"]
-    assert services.uses_cognito_default_email(shop)
+    assert selectors.uses_cognito_default_email(shop)
     response = button(admin_client, world["carol"])
     assert any("sends e-mail through Cognito's default e-mail" in m and "1 already sent today" in m
                for m in messages_of(response))
@@ -329,17 +330,17 @@ def test_default_email_warning_counts_todays_messages(admin_client, emu, world, 
     # Counted before the job ran: the button's e-mail only.
     assert any("1 already sent today for this pool" in m for m in shown), shown
     # The SMS to phil does not count against the e-mail quota.
-    assert services.messages_sent_today(shop) == 3
-    # Invitations of test users created here count too (directory/testusers.py's `created` events); a
+    assert selectors.messages_sent_today(shop) == 3
+    # Invitations of test users created here count too (services/test_users.py's `created` events); a
     # suppressed one does not.
     for delivery in ("EMAIL", "SUPPRESS"):
         AuditEventFactory(pool_id=shop.pool_id, action="created", source="admin",
                           detail={"operation": "user.create_test_user", "delivery": delivery})
-    assert services.messages_sent_today(shop) == 4
-    assert "4 already sent today" in services.default_email_warning(shop)
+    assert selectors.messages_sent_today(shop) == 4
+    assert "4 already sent today" in selectors.default_email_warning(shop)
 
     developer = UserPoolFactory(email_configuration={"EmailSendingAccount": "DEVELOPER", "SourceArn": "arn:x"})
-    assert services.default_email_warning(developer) is None
+    assert selectors.default_email_warning(developer) is None
 
 
 # --- The action (outbox) -------------------------------------------------------------------------------------
@@ -386,7 +387,7 @@ def test_worker_follows_the_status_in_cognito(emu, world, django_capture_on_comm
     """Queued while UNCONFIRMED, confirmed in Cognito before the worker runs: failed with the reason, nothing sent."""
     shop, dave = world["shop"], world["dave"]
     with django_capture_on_commit_callbacks(execute=False):
-        change = services.cognito_user_resend_code_request(user=dave, actor="op")
+        change = resend_services.cognito_user_resend_code_request(user=dave, actor="op")
     emu.admin_confirm_sign_up(UserPoolId=shop.pool_id, Username="dave")
     change = apply_change(change.pk)
     assert change.status == "failed"
@@ -398,6 +399,6 @@ def test_worker_follows_the_status_in_cognito(emu, world, django_capture_on_comm
     assert CognitoUser.objects.get(pk=dave.pk).status == "CONFIRMED"
     # A second request while one is queued is not queued twice.
     with django_capture_on_commit_callbacks(execute=False):
-        first = services.cognito_user_resend_code_request(user=world["carol"], actor="op")
-        again = services.cognito_user_resend_code_request(user=world["carol"], actor="op")
+        first = resend_services.cognito_user_resend_code_request(user=world["carol"], actor="op")
+        again = resend_services.cognito_user_resend_code_request(user=world["carol"], actor="op")
     assert first is not None and again is None

@@ -293,7 +293,7 @@ def test_worker_killed_mid_sync_leaves_a_lease_that_expires(transactional_db, co
 def test_a_settings_edit_and_its_push_leave_a_running_sync_lease_alone(
     mirrored_pool, django_capture_on_commit_callbacks
 ):
-    from directory import services
+    from directory.services import pools as pool_services
     from directory.sync.pull import sync_pool as pull
 
     pool = mirrored_pool
@@ -305,7 +305,7 @@ def test_a_settings_edit_and_its_push_leave_a_running_sync_lease_alone(
         sync_lock_token="held-by-a-worker", sync_lock_expires_at=expires, last_synced_at=synced
     )
     with django_capture_on_commit_callbacks(execute=True):
-        change = services.user_pool_update(pool=pool, changes={"deletion_protection": "ACTIVE"}, actor="dave")
+        change = pool_services.user_pool_update(pool=pool, changes={"deletion_protection": "ACTIVE"}, actor="dave")
     change.refresh_from_db()
     assert change.status == "applied"
     stored = UserPool.objects.get(pk=pool.pk)

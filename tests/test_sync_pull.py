@@ -11,8 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from directory import gateway
-from directory.discovery import discover_pools
 from directory.models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, SyncRun, UserPool
+from directory.sync.discovery import discover_pools
 from directory.sync.pull import IdBitmap, sync_pool
 from tests.cognito_helpers import UNICODE_NAMES, create_pool, create_user, inject, list_all_users
 

@@ -21,9 +21,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from directory import gateway, tasks, testusers
+from directory import gateway, log_redaction, passwords, tasks
 from directory.gateway import CognitoGateway, CognitoThrottled
 from directory.models import AuditEvent, BulkJob, CognitoGroup, CognitoUser, PendingChange, UserPool
+from directory.services import test_users_bulk
 from directory.sync.pull import sync_pool
 from tests.cognito_helpers import create_pool, create_user, error_response, inject, list_all_users
 
@@ -137,7 +138,7 @@ def test_create_in_email_username_pool(admin_client, cognito, email_pool):
     assert response.status_code == HTTPStatus.OK, response.context["form"].errors
     assert "no-store" in response["Cache-Control"]
     password = shown_password(response)
-    assert testusers.password_problems(password, POLICY) == []
+    assert passwords.password_problems(password, POLICY) == []
     assert response.content.decode().count(escape(password)) == 1  # shown once (HTML-escaped)
 
     [record] = [u for u in list_all_users(cognito, email_pool.pool_id)
@@ -283,7 +284,7 @@ def test_sentinel_redaction_filter_scrubs_request_bodies():
         "botocore.endpoint", logging.DEBUG, __file__, 1, "Making request for %s with params: %s",
         ("op", {"body": json.dumps({"Username": "u", "TemporaryPassword": SENTINEL}).encode(), "url": "/"}), None,
     )
-    assert testusers.RedactRequestSecrets().filter(record)
+    assert log_redaction.RedactRequestSecrets().filter(record)
     message = record.getMessage()
     assert SENTINEL not in message and "Username" in message
 
@@ -572,7 +573,7 @@ def test_bulk_pattern_bad_input(admin_client, cognito, email_pool, data, field, 
 def test_bulk_throttling_pauses_and_resumes(cognito, plain_pool, monkeypatch, django_capture_on_commit_callbacks):
     """Throttled past botocore's retries: the job goes back to `queued` where it stopped; the sweeper resumes it."""
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        job = testusers.test_users_bulk_start(
+        job = test_users_bulk.test_users_bulk_start(
             pool=plain_pool, actor="admin", options={"delivery": "SUPPRESS"},
             pattern={"username": "t{n}", "email": "t{n}@example.com", "name": "T {n}", "count": 4, "start": 1},
         )
@@ -587,7 +588,7 @@ def test_bulk_throttling_pauses_and_resumes(cognito, plain_pool, monkeypatch, dj
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(CognitoGateway, "admin_create_user", throttled_after_two)
-    testusers.test_users_bulk_run(job=job)
+    test_users_bulk.test_users_bulk_run(job=job)
     job.refresh_from_db()
     assert job.status == "queued" and job.processed == 2 and "Paused at row 3" in job.error
     assert job.results["created"] == 2
@@ -638,7 +639,7 @@ def test_operator_creates_a_test_user_in_the_browser(cognito, live_server, djang
         page.click("input[name=_create]")
         password = page.inner_text("#temporary-password")
         page.screenshot(path=str(SCREENSHOTS / "create-test-user-done.png"), full_page=True)
-        assert testusers.password_problems(password, POLICY) == []
+        assert passwords.password_problems(password, POLICY) == []
         page.click("#test-user-link")
         page.wait_for_selector("#content-main")
         assert "browser-qa@example.com" in page.content() and password not in page.content()
@@ -652,12 +653,12 @@ def test_bulk_adopts_its_own_lost_rows_and_refuses_others(cognito, plain_pool, d
     """A worker that died between AdminCreateUser and the mirror write: its user is adopted on
     redelivery (Cognito's UsernameExistsException, then a lookup); an older user of the same name is not."""
     with django_capture_on_commit_callbacks(execute=False):
-        job = testusers.test_users_bulk_start(
+        job = test_users_bulk.test_users_bulk_start(
             pool=plain_pool, actor="admin", options={"delivery": "SUPPRESS"},
             pattern={"username": "r{n}", "email": "r{n}@example.com", "name": "R {n}", "count": 2, "start": 1},
         )
     create_user(cognito, plain_pool.pool_id, "r1", email="r1@example.com", name="R 1")  # the lost row
-    testusers.test_users_bulk_run(job=job)
+    test_users_bulk.test_users_bulk_run(job=job)
     job.refresh_from_db()
     assert job.results["rows"]["1"]["status"] == "created" and job.results["rows"]["1"]["adopted"] is True
     assert job.results["rows"]["2"]["status"] == "created"
@@ -666,13 +667,13 @@ def test_bulk_adopts_its_own_lost_rows_and_refuses_others(cognito, plain_pool, d
 
     create_user(cognito, plain_pool.pool_id, "old1", email="old1@example.com", name="Old")
     with django_capture_on_commit_callbacks(execute=False):
-        later = testusers.test_users_bulk_start(
+        later = test_users_bulk.test_users_bulk_start(
             pool=plain_pool, actor="admin", options={"delivery": "SUPPRESS"},
             rows=[{"username": "old1", "email": "old1b@example.com", "name": "Old B"}],
         )
     BulkJob.objects.filter(pk=later.pk).update(created_at=timezone.now() + timedelta(minutes=1))
     later.refresh_from_db()
-    testusers.test_users_bulk_run(job=later)
+    test_users_bulk.test_users_bulk_run(job=later)
     later.refresh_from_db()
     row = later.results["rows"]["1"]
     assert row["status"] == "failed" and "already exists" in row["error"] and "in Cognito" in row["error"]

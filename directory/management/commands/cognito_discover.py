@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from directory.discovery import discover_pools
 from directory.gateway import CognitoError
+from directory.sync.discovery import discover_pools
 
 from ._progress import run_syncs
 
