@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      web + worker + beat (+ local Cognito emulator) on http://127.0.0.1:$${PORT:-8000}/admin/"
 	@echo "make test     the test suite (PYTEST_ARGS='-k foo' to select)"
-	@echo "make lint     ruff"
+	@echo "make lint     ruff and the import contracts (lint-imports)"
 	@echo "make ci       what CI runs (.ci/run)"
 	@echo "make clean    remove caches and test artifacts; distclean also removes var/ (local database, broker queue) and $(VENV)"
 
@@ -38,6 +38,7 @@ test: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(VPY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
 ci:
 	bash .ci/run
