@@ -16,7 +16,7 @@ UserUpdate. With the default budget (80 % of Cognito's quotas: UserList 24/s, Us
 20/s) UserList binds: at most 24 / 3 = 8 pushes a second. Printed: the achieved rate of
 each category against its configured budget, pushes a second against the bound, and the
 throttling answers seen (counted by the emulator, and retries recorded on the changes).
-Target (issue 6): >= 90 % of the configured rate with zero throttling errors.
+Target: >= 90 % of the configured rate with zero throttling errors.
 
 Needs PostgreSQL (trust auth) and Redis on 127.0.0.1.
 """

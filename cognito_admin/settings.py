@@ -169,7 +169,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # visibility_timeout must exceed the longest task (a large pool's pull), or the
     # task is delivered twice; the restore settings bring a dead worker's task back
-    # in seconds instead of ~90 s (see COGNITO_NOTES.md).
+    # in seconds instead of ~90 s.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600),
         "unacked_restore_interval": 2,

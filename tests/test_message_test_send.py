@@ -1,4 +1,4 @@
-"""Issue 5, item 5: in local mode a "test send" shows the verification e-mail a sign-up would get with the
+"""In local mode a "test send" shows the verification e-mail a sign-up would get with the
 saved template, in the emulator's message log; outside local mode it does not exist."""
 
 from __future__ import annotations
