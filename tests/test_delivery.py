@@ -25,10 +25,10 @@ from django.utils import timezone
 
 from cognito_admin import celery_app
 from directory import services
-from directory.emulator import target
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
 from directory.sync.pull import sync_pool
 from directory.tasks import sweep_outbox
+from emulator import target
 from tests import procs
 from tests.cognito_helpers import UNICODE_NAMES, create_pool, create_user, list_all_users
 from tests.conftest import require_service

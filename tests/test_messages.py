@@ -13,9 +13,9 @@ from django.urls import reverse
 
 from directory import gateway
 from directory import messages as m
-from directory.emulator import ESHOP_VERIFICATION_HTML
 from directory.models import AuditEvent, PendingChange, TemplateVersion, UserPool
 from directory.sync.pull import sync_pool
+from emulator import ESHOP_VERIFICATION_HTML
 from tests.cognito_helpers import create_pool
 
 VALID = {

@@ -17,7 +17,8 @@ from django.core import serializers
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from directory import emulator, gateway, services
+import emulator
+from directory import gateway, services
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
 from directory.sync.pull import sync_pool
 from directory.sync.push import apply_change
