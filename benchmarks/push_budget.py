@@ -63,7 +63,7 @@ def serve(users: int) -> None:
     import boto3
     from moto.cognitoidp.models import CognitoIdpUser, cognitoidp_backends
 
-    from directory import emulator
+    import emulator
 
     server = emulator.start_server(port=0, quota=True)
     client = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=server.endpoint)

@@ -282,7 +282,7 @@ class HoldAfterForward:
 
 
 class FaultServer:
-    """moto's WSGI app behind directory.emulator's middleware, on a free loopback port.
+    """moto's WSGI app behind the emulator's middleware, on a free loopback port.
     Shares moto's in-process backends with every other moto server in this process."""
 
     def __init__(self, handlers: dict[str, Any]) -> None:
@@ -291,7 +291,7 @@ class FaultServer:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
         from werkzeug.serving import make_server
 
-        from directory.emulator import build_app
+        from emulator import build_app
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.app = build_app(handlers)

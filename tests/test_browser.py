@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from directory.emulator import seed_demo
 from directory.models import CognitoUser, UserPool
+from emulator import seed_demo
 from tests.conftest import require_service
 
 CHROMIUM = "/usr/bin/chromium"

@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import expect
 
 from directory import gateway
-from directory.emulator import ESHOP_VERIFICATION_HTML
 from directory.models import AuditEvent, TemplateVersion
+from emulator import ESHOP_VERIFICATION_HTML
 from tests.test_browser import SCREENSHOTS, _login, browser  # noqa: F401 - the browser fixture
 from tests.test_messages import UPDATE_EVENT, described, eshop, sent_requests  # noqa: F401 - fixtures
 

@@ -24,12 +24,12 @@ from django.db import connection
 from django.utils import timezone
 
 from cognito_admin import celery_app
-from directory.emulator import target
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
 from directory.services import bulk as bulk_services
 from directory.services import users as user_services
 from directory.sync.pull import sync_pool
 from directory.tasks import sweep_outbox
+from emulator import target
 from tests import procs
 from tests.cognito_helpers import UNICODE_NAMES, create_pool, create_user, list_all_users
 from tests.conftest import require_service

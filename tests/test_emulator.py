@@ -18,7 +18,7 @@ import boto3
 import pytest
 from werkzeug.test import Client
 
-from directory import emulator
+import emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_002 = Path("/work/shared/seeds/002_7e2f0927a910b048.txt")

@@ -14,7 +14,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from directory import emulator, gateway, ratelimit
+import emulator
+from directory import gateway, ratelimit
 from directory.gateway import CognitoGateway
 from tests.cognito_helpers import create_pool
 

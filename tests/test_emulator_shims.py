@@ -14,7 +14,8 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils.html import escape
 
-from directory import emulator, gateway
+import emulator
+from directory import gateway
 from directory.models import UserPool
 from tests.factories import CognitoUserFactory
 
@@ -66,7 +67,7 @@ def sign_up(client, app, username, email, *, secret_hash: str | None = None):
         "UserAttributes": [{"Name": "email", "Value": email}, {"Name": "name", "Value": username.title()}],
     }
     if app.get("ClientSecret"):
-        params["SecretHash"] = secret_hash or emulator._secret_hash(app["ClientSecret"], username, app["ClientId"])
+        params["SecretHash"] = secret_hash or gateway.secret_hash(app["ClientSecret"], username, app["ClientId"])
     return client.sign_up(**params)
 
 
@@ -119,11 +120,11 @@ def test_resend_confirmation_code_with_secret_checks_the_secret_hash(emu):
     secret, client_id = server["ClientSecret"], server["ClientId"]
     sign_up(emu, server, "erin", "erin@example.org")
 
-    good = emulator._secret_hash(secret, "erin", client_id)
+    good = gateway.secret_hash(secret, "erin", client_id)
     answer = emu.resend_confirmation_code(ClientId=client_id, Username="erin", SecretHash=good)
     assert answer["CodeDeliveryDetails"]["Destination"] == "e***@e***.org"
 
-    for bad in ({"SecretHash": emulator._secret_hash("not-the-secret", "erin", client_id)}, {}):
+    for bad in ({"SecretHash": gateway.secret_hash("not-the-secret", "erin", client_id)}, {}):
         with pytest.raises(emu.exceptions.NotAuthorizedException):
             emu.resend_confirmation_code(ClientId=client_id, Username="erin", **bad)
     # A sign-up through a secret client needs the SecretHash too.

@@ -11,10 +11,10 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from directory import message_templates as m
-from directory.emulator import ESHOP_VERIFICATION_HTML
 from directory.models import AuditEvent, CognitoUser, UserPool
 from directory.services import templates as templates_service
 from directory.sync.pull import sync_pool
+from emulator import ESHOP_VERIFICATION_HTML
 from tests.test_emulator_shims import emu, make_client, make_pool  # noqa: F401 - `emu` is a fixture
 
 MARKER = "TEST-SEND-MARKER"

@@ -13,10 +13,10 @@ from django.urls import reverse
 
 from directory import gateway
 from directory import message_templates as m
-from directory.emulator import ESHOP_VERIFICATION_HTML
 from directory.models import AuditEvent, PendingChange, TemplateVersion, UserPool
 from directory.services import templates as templates_service
 from directory.sync.pull import sync_pool
+from emulator import ESHOP_VERIFICATION_HTML
 from tests.cognito_helpers import create_pool
 
 VALID = {

@@ -17,7 +17,8 @@ from django.core import serializers
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from directory import emulator, gateway, selectors
+import emulator
+from directory import gateway, selectors
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
 from directory.services import resend as resend_services
 from directory.sync.pull import sync_pool

@@ -21,9 +21,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from directory import tasks
-from directory.emulator import target
 from directory.models import AuditEvent, CognitoUser, SyncRun, UserPool
 from directory.sync import lease, schedule
+from emulator import target
 from tests import procs
 from tests.cognito_helpers import create_pool, create_user
 from tests.factories import UserPoolFactory

@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.template.response import TemplateResponse
 
-MESSAGES_PATH = "/_emulator/messages"  # directory.emulator.MESSAGES_PATH
+MESSAGES_PATH = "/_emulator/messages"  # must match emulator.shims.MESSAGES_PATH
 MESSAGES_SHOWN = 200
 # No scripts and no remote loads, in the page and in the sandboxed frames (which inherit it).
 PAGE_CSP = {

@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from directory import emulator, gateway
+import emulator
+from directory import gateway
 
 
 def _default_port() -> int:

@@ -1,0 +1,25 @@
+"""A local Cognito for development: moto's server behind shims for what it lacks, plus demo data (never in prod)."""
+
+from .demo import ALL_STATUSES, ESHOP_VERIFICATION_HTML, seed_demo
+from .protocol import ACCOUNT_ID, target
+from .quota import QUOTA_PATH, quota_mode
+from .server import EmulatorMiddleware, build_app, set_user_status, start_server
+from .shims import MESSAGE_LOG, SHIMS, MessageLog, mask_destination
+
+__all__ = [
+    "ACCOUNT_ID",
+    "ALL_STATUSES",
+    "ESHOP_VERIFICATION_HTML",
+    "MESSAGE_LOG",
+    "QUOTA_PATH",
+    "SHIMS",
+    "EmulatorMiddleware",
+    "MessageLog",
+    "build_app",
+    "mask_destination",
+    "quota_mode",
+    "seed_demo",
+    "set_user_status",
+    "start_server",
+    "target",
+]
