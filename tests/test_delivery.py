@@ -27,7 +27,7 @@ from cognito_admin import celery_app
 from directory import services
 from directory.emulator import target
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from directory.tasks import sweep_outbox
 from tests import procs
 from tests.cognito_helpers import UNICODE_NAMES, create_pool, create_user, list_all_users
@@ -120,7 +120,7 @@ def _mirror(cognito, name: str, users: int) -> tuple[UserPool, list[str]]:
     for i, username in enumerate(usernames):
         create_user(cognito, pool_id, username, email=f"{username}@example.com", name=f"User {i}")
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    run = sync_pool(pool=pool)
+    run = pull_pool(pool=pool)
     assert run.status == "succeeded", run
     assert CognitoUser.objects.filter(pool=pool).count() == users
     return pool, usernames

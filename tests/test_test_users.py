@@ -24,7 +24,7 @@ from django.utils.html import escape
 from directory import gateway, tasks, testusers
 from directory.gateway import CognitoGateway, CognitoThrottled
 from directory.models import AuditEvent, BulkJob, CognitoGroup, CognitoUser, PendingChange, UserPool
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from tests.cognito_helpers import create_pool, create_user, error_response, inject, list_all_users
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ SENTINEL = "Zq9!SENTINEL-7f3a-Kx"
 
 def _mirror(pool_id: str) -> UserPool:
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    assert sync_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
     pool.refresh_from_db()
     return pool
 
