@@ -47,8 +47,8 @@ def main() -> None:
     with MotoServer(bench=n) as moto:
         pool_id = moto.pools["bench"]
         setup_django(ensure_database(args.db, fresh=True))
-        from directory.models import CognitoUser, SyncRun, UserPool
-        from directory.sync.pull import sync_pool
+        from directory.models import CognitoUser, SyncRun, UserPool  # noqa: PLC0415 - Django is set up first
+        from directory.sync.pull import pull_pool  # noqa: PLC0415 - Django is set up first
 
         listing, pulling = [], []
         for run_no in range(args.runs):
@@ -58,7 +58,7 @@ def main() -> None:
             listing.append(seconds)
             pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
             with Timer() as t:
-                run = sync_pool(pool=pool)
+                run = pull_pool(pool=pool)
             assert run.status == SyncRun.Status.SUCCEEDED, run.error
             assert run.created == n and CognitoUser.objects.filter(pool=pool).count() == n
             pulling.append(t.seconds)
@@ -73,7 +73,7 @@ def main() -> None:
             wait_stats_flush()
             before = table_writes(TABLES)
             with Timer() as t:
-                run = sync_pool(pool=pool)
+                run = pull_pool(pool=pool)
             assert run.status == SyncRun.Status.SUCCEEDED, run.error
             wait_stats_flush()
             after = table_writes(TABLES)

@@ -34,13 +34,13 @@ def vm_hwm_kib() -> int:
 
 def child(pool_id: str, db: str) -> None:
     setup_django(db, migrate=False)
-    from directory.models import SyncRun, UserPool
-    from directory.sync.pull import sync_pool
+    from directory.models import SyncRun, UserPool  # noqa: PLC0415 - Django is set up first
+    from directory.sync.pull import pull_pool  # noqa: PLC0415 - Django is set up first
 
     UserPool.objects.filter(pool_id=pool_id).delete()
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
     baseline = vm_hwm_kib()
-    run = sync_pool(pool=pool)
+    run = pull_pool(pool=pool)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     print(json.dumps({"users": run.created, "baseline_kib": baseline, "peak_kib": vm_hwm_kib()}), flush=True)
 

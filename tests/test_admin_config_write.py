@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from directory.models import AppClient, AuditEvent, CognitoGroup, PendingChange, UserPool
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from directory.sync.push import apply_change
 from tests.cognito_helpers import create_pool, create_user
 
@@ -38,7 +38,7 @@ def mirrored(cognito):
     cognito.create_group(UserPoolId=pool_id, GroupName="admins", Precedence=1, Description="Admins")
     create_user(cognito, pool_id, "user0", email="user0@example.com", name="User 0")
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    assert sync_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
     pool.refresh_from_db()
     return pool, AppClient.objects.get(client_id=client["ClientId"])
 
@@ -117,7 +117,7 @@ def test_group_create_edit_delete(admin_client, cognito, mirrored, django_captur
 def test_group_bulk_delete(admin_client, cognito, mirrored, django_capture_on_commit_callbacks):
     pool, _ = mirrored
     cognito.create_group(UserPoolId=pool.pool_id, GroupName="temps")
-    sync_pool(pool=pool)
+    pull_pool(pool=pool)
     ids = list(CognitoGroup.objects.filter(pool=pool).values_list("pk", flat=True))
     assert len(ids) == 2
     with django_capture_on_commit_callbacks(execute=True):
@@ -290,7 +290,7 @@ def test_client_secret_never_shown(admin_client, cognito, mirrored):
     pool, _ = mirrored
     created = cognito.create_user_pool_client(UserPoolId=pool.pool_id, ClientName="server", GenerateSecret=True)
     secret = created["UserPoolClient"]["ClientSecret"]
-    sync_pool(pool=pool)
+    pull_pool(pool=pool)
     server = AppClient.objects.get(client_id=created["UserPoolClient"]["ClientId"])
     assert server.has_secret
     html = admin_client.get(url("appclient", "change", server.pk)).content.decode()
@@ -303,7 +303,7 @@ def test_mirror_keeps_token_validity_units(cognito, mirrored):
         UserPoolId=pool.pool_id, ClientId=client.client_id, ClientName="spa", AccessTokenValidity=30,
         TokenValidityUnits={"AccessToken": "minutes", "IdToken": "hours", "RefreshToken": "days"},
     )
-    sync_pool(pool=pool)
+    pull_pool(pool=pool)
     client.refresh_from_db()
     assert client.token_validity_units == {"AccessToken": "minutes", "IdToken": "hours", "RefreshToken": "days"}
 

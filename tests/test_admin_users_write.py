@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from directory.models import AuditEvent, BulkJob, CognitoGroup, CognitoUser, PendingChange, UserPool
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from tests.cognito_helpers import create_pool, create_user
 
 pytestmark = pytest.mark.django_db
@@ -58,8 +58,8 @@ def world(cognito):
 
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
     other = UserPool.objects.create(pool_id=other_id, region="us-east-1")
-    assert sync_pool(pool=pool).status == "succeeded"
-    assert sync_pool(pool=other).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=other).status == "succeeded"
     pool.refresh_from_db()
     other.refresh_from_db()
     users = {u.username: u for u in CognitoUser.objects.all()}

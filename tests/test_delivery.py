@@ -27,7 +27,7 @@ from cognito_admin import celery_app
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
 from directory.services import bulk as bulk_services
 from directory.services import users as user_services
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from directory.tasks import sweep_outbox
 from emulator import target
 from tests import procs
@@ -121,7 +121,7 @@ def _mirror(cognito, name: str, users: int) -> tuple[UserPool, list[str]]:
     for i, username in enumerate(usernames):
         create_user(cognito, pool_id, username, email=f"{username}@example.com", name=f"User {i}")
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    run = sync_pool(pool=pool)
+    run = pull_pool(pool=pool)
     assert run.status == "succeeded", run
     assert CognitoUser.objects.filter(pool=pool).count() == users
     return pool, usernames

@@ -13,7 +13,7 @@ from django.urls import reverse
 from directory import message_templates as m
 from directory.models import AuditEvent, CognitoUser, UserPool
 from directory.services import templates as templates_service
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from emulator import ESHOP_VERIFICATION_HTML
 from tests.test_emulator_shims import emu, make_client, make_pool  # noqa: F401 - `emu` is a fixture
 
@@ -24,7 +24,7 @@ def _mirrored(emu, *, secret: bool) -> UserPool:  # noqa: F811
     pool_id = make_pool(emu)
     make_client(emu, pool_id, secret=secret)
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1", name="shop")
-    run = sync_pool(pool=pool)
+    run = pull_pool(pool=pool)
     assert run.status == "succeeded", run.error
     pool.refresh_from_db()
     return pool
@@ -71,7 +71,7 @@ def test_test_send_renders_the_saved_template_in_the_message_log(
     assert "Signed up test-send" in html and "The user was deleted again" in html
     # The throwaway user is gone from Cognito and never reaches the mirror.
     assert emu.list_users(UserPoolId=pool.pool_id)["Users"] == []
-    assert sync_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
     assert not CognitoUser.objects.filter(pool=pool).exists()
     event = AuditEvent.objects.get(action="test_send", object_id=pool.pool_id)
     assert event.actor == "admin" and event.detail["username"] == message["username"]

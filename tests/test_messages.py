@@ -15,7 +15,7 @@ from directory import gateway
 from directory import message_templates as m
 from directory.models import AuditEvent, PendingChange, TemplateVersion, UserPool
 from directory.services import templates as templates_service
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from emulator import ESHOP_VERIFICATION_HTML
 from tests.cognito_helpers import create_pool
 
@@ -238,7 +238,7 @@ def eshop(cognito):
         },
     )
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    assert sync_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
     pool.refresh_from_db()
     return pool
 
@@ -390,11 +390,11 @@ def test_pull_records_a_template_changed_in_cognito(eshop, cognito):
         VerificationMessageTemplate=template,
         AdminCreateUserConfig=current["AdminCreateUserConfig"],
     )
-    assert sync_pool(pool=eshop, source="worker").status == "succeeded"
+    assert pull_pool(pool=eshop, source="worker").status == "succeeded"
     latest = TemplateVersion.objects.filter(pool=eshop).order_by("-number").first()
     assert (latest.number, latest.source, latest.actor) == (2, "sync", "")
     assert latest.templates["VerificationMessageTemplate"]["EmailSubject"] == "Changed in the console"
-    assert sync_pool(pool=eshop).status == "succeeded"
+    assert pull_pool(pool=eshop).status == "succeeded"
     assert TemplateVersion.objects.filter(pool=eshop).count() == 2
 
 

@@ -26,7 +26,8 @@ from directory.mapping import (
     user_hash,
 )
 from directory.models import AuditEvent, CognitoUser, UserPool
-from directory.sync.pull import _current_rows, sync_pool
+from directory.sync.pull import pull_pool
+from directory.sync.writer import current_rows
 
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the COPY paths are PostgreSQL's; CI runs the suite on PostgreSQL"
@@ -179,7 +180,7 @@ def test_copy_paths_store_hostile_text_exactly_and_audit_it():
         "UserCreateDate": moment,
         "UserLastModifiedDate": moment,
     }
-    run = sync_pool(pool=pool, gateway=_Pages([record]))
+    run = pull_pool(pool=pool, gateway=_Pages([record]))
     assert run.created == 1, run.error
     user = CognitoUser.objects.get(pool=pool)
     assert user.username == "u\t1" and user.name == HOSTILE and user.attributes["custom:note"] == HOSTILE
@@ -191,11 +192,11 @@ def test_copy_paths_store_hostile_text_exactly_and_audit_it():
 
     # A change of the hostile text is read back through the fast loaders and audited.
     record["Attributes"][1]["Value"] = HOSTILE + "!"
-    run = sync_pool(pool=pool, gateway=_Pages([record]))
+    run = pull_pool(pool=pool, gateway=_Pages([record]))
     assert run.updated == 1, run.error
     event = AuditEvent.objects.get(object_id="u\t1", action="updated")
     assert event.changes == {"name": [HOSTILE, HOSTILE + "!"], "attributes.name": [HOSTILE, HOSTILE + "!"]}
-    assert sync_pool(pool=pool, gateway=_Pages([record])).unchanged == 1
+    assert pull_pool(pool=pool, gateway=_Pages([record])).unchanged == 1
 
 
 @pytest.mark.django_db
@@ -210,7 +211,7 @@ def test_current_rows_are_what_django_reads():
         }
     )
     user = CognitoUser.objects.create(pool=pool, content_hash="x", **fields)
-    rows = _current_rows([user.pk])
+    rows = current_rows([user.pk])
     assert rows == {"alice": fields}
     assert user_diff(rows["alice"], fields) == {}
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from directory import gateway
 from directory.models import AuditEvent, CognitoUser, GroupMembership, SyncRun, UserPool
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from tests.cognito_helpers import create_pool, create_user, inject, list_all_users
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def _populate(cognito, n: int, *, name: str = "scale") -> str:
 
 
 def _pull(pool: UserPool) -> SyncRun:
-    run = sync_pool(pool=pool)
+    run = pull_pool(pool=pool)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     return run
 
@@ -102,7 +102,7 @@ def test_listing_that_fails_half_way_removes_nothing(cognito, monkeypatch):
     # Not retryable: the listing stops at its third page.
     with inject(client, "ListUsers", lambda n: n >= 3, code="InternalErrorException"):
         monkeypatch.setattr("botocore.endpoint.time.sleep", lambda s: None)
-        run = sync_pool(pool=pool)
+        run = pull_pool(pool=pool)
     assert run.status == SyncRun.Status.FAILED
     assert run.removed == 0
     assert CognitoUser.objects.filter(pool=pool, username__in=["user00001", "user00199"]).count() == 2
@@ -157,7 +157,7 @@ def test_interrupted_sync_leaves_a_consistent_mirror_and_the_next_run_completes_
     client.meta.events.register_first(event, kill_on_third_page)
     try:
         with pytest.raises(WorkerKilled):
-            sync_pool(pool=pool)
+            pull_pool(pool=pool)
     finally:
         client.meta.events.unregister(event, kill_on_third_page)
 
@@ -207,7 +207,7 @@ def test_threaded_writer_mirrors_creates_updates_and_removals(cognito, settings)
     def watch(run, ctx):
         writers.update(t.name for t in threading.enumerate() if t.name.startswith("pull-writer"))
 
-    run = sync_pool(pool=pool, progress=watch)
+    run = pull_pool(pool=pool, progress=watch)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     assert writers, "the batches were not written on the writer thread"
     assert (run.created, run.pages) == (250, 5)
@@ -233,13 +233,13 @@ def test_new_row_an_operator_created_meanwhile_is_updated_not_a_failed_batch():
     """The batch's SELECT missed a user created since (so the pull takes it as new): the
     upsert updates that row, keeps its local bookkeeping, and writes the other new user."""
     from directory.mapping import user_fields, user_hash
-    from directory.sync.pull import _upsert_users
+    from directory.sync.writer import upsert_users
 
     pool = UserPool.objects.create(pool_id="us-east-1_race", region="us-east-1")
     CognitoUser.objects.create(pool=pool, username="raced", email="old@example.com", is_test_user=True)
     raced = user_fields({"Username": "raced", "Attributes": [{"Name": "email", "Value": "new@example.com"}]})
     fresh = user_fields({"Username": "fresh", "Attributes": [{"Name": "email", "Value": "fresh@example.com"}]})
-    _upsert_users(pool, [(raced, user_hash(raced), True), (fresh, user_hash(fresh), True)], batch_size=500)
+    upsert_users(pool, [(raced, user_hash(raced), True), (fresh, user_hash(fresh), True)], batch_size=500)
 
     rows = {u.username: u for u in CognitoUser.objects.filter(pool=pool)}
     assert set(rows) == {"raced", "fresh"}

@@ -11,7 +11,7 @@ from directory.services import clients as client_services
 from directory.services import groups as group_services
 from directory.services import pools as pool_services
 from directory.services import users as user_services
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from directory.sync.push import apply_change
 from tests.cognito_helpers import create_pool, create_user, inject
 
@@ -46,7 +46,7 @@ def mirrored(cognito, django_capture_on_commit_callbacks):
     for i in range(3):
         create_user(cognito, pool_id, f"user{i}", email=f"user{i}@example.com", name=f"User {i}")
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    assert sync_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
     pool.refresh_from_db()
     return pool, client["ClientId"]
 
@@ -199,7 +199,7 @@ def test_user_lifecycle(cognito, mirrored):
     pool, _ = mirrored
     user = CognitoUser.objects.get(pool=pool, username="user0")
     cognito.admin_set_user_password(UserPoolId=pool.pool_id, Username="user0", Password="Passw0rd!Long", Permanent=True)
-    sync_pool(pool=pool)
+    pull_pool(pool=pool)
     user.refresh_from_db()
     assert user.status == "CONFIRMED"
     change = user_services.cognito_user_reset_password(user=user, actor="g")
@@ -254,7 +254,7 @@ def test_pull_does_not_overwrite_a_field_with_a_pending_change(cognito, mirrored
         Username="user1",
         UserAttributes=[{"Name": "name", "Value": "Remote"}, {"Name": "custom:department", "Value": "ops"}],
     )
-    assert sync_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
     user.refresh_from_db()
     assert user.name == "Operator Value"  # protected by the pending change
     assert user.attributes["custom:department"] == "ops"  # other fields still pulled
@@ -262,6 +262,6 @@ def test_pull_does_not_overwrite_a_field_with_a_pending_change(cognito, mirrored
     # Once the changes are settled, the pull takes Cognito's values again.
     for change in PendingChange.objects.filter(status="pending"):
         apply_change(change.pk)
-    assert sync_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
     user.refresh_from_db()
     assert user.name == "Remote"

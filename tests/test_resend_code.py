@@ -21,7 +21,7 @@ import emulator
 from directory import gateway, selectors
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
 from directory.services import resend as resend_services
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from directory.sync.push import apply_change
 from tests.cognito_helpers import inject
 from tests.factories import AuditEventFactory, CognitoUserFactory, UserPoolFactory
@@ -102,8 +102,8 @@ def world(emu):
 
     shop = UserPool.objects.create(pool_id=shop_id, region="us-east-1")
     vault = UserPool.objects.create(pool_id=vault_id, region="us-east-1")
-    assert sync_pool(pool=shop).status == "succeeded"
-    assert sync_pool(pool=vault).status == "succeeded"
+    assert pull_pool(pool=shop).status == "succeeded"
+    assert pull_pool(pool=vault).status == "succeeded"
     shop.refresh_from_db()
     users = {u.username: u for u in CognitoUser.objects.select_related("pool")}
     assert users["carol"].status == "FORCE_CHANGE_PASSWORD" and users["dave"].status == "UNCONFIRMED"

@@ -294,7 +294,7 @@ def test_a_settings_edit_and_its_push_leave_a_running_sync_lease_alone(
     mirrored_pool, django_capture_on_commit_callbacks
 ):
     from directory.services import pools as pool_services
-    from directory.sync.pull import sync_pool as pull
+    from directory.sync.pull import pull_pool as pull
 
     pool = mirrored_pool
     assert pull(pool=pool).status == "succeeded"

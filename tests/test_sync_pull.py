@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from directory import gateway
 from directory.models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, SyncRun, UserPool
 from directory.sync.discovery import discover_pools
-from directory.sync.pull import IdBitmap, sync_pool
+from directory.sync.pull import IdBitmap, pull_pool
 from tests.cognito_helpers import UNICODE_NAMES, create_pool, create_user, inject, list_all_users
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +70,7 @@ def big_remote(moto_server):
 
 def _mirror(pool_id: str) -> UserPool:
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    run = sync_pool(pool=pool)
+    run = pull_pool(pool=pool)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     pool.refresh_from_db()
     return pool
@@ -142,7 +142,7 @@ def test_second_sync_of_unchanged_pool_writes_nothing(big_remote):
     pool = _mirror(remote["pool_id"])
     events_before = AuditEvent.objects.count()
     with CaptureQueriesContext(connection) as queries:
-        run = sync_pool(pool=pool)
+        run = pull_pool(pool=pool)
     assert run.status == SyncRun.Status.SUCCEEDED
     writes = [q["sql"] for q in queries.captured_queries if re.match(r"\s*(INSERT|UPDATE|DELETE)", q["sql"], re.I)]
     offenders = [
@@ -179,7 +179,7 @@ def test_remote_changes_are_reflected_exactly(cognito):
     )
     cognito.admin_remove_user_from_group(UserPoolId=pool_id, Username="user00001", GroupName="admins")
 
-    run = sync_pool(pool=pool)
+    run = pull_pool(pool=pool)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     assert (run.created, run.updated, run.removed) == (0, len(renamed) + len(disabled), len(deleted))
     assert run.summary["clients"]["updated"] == 1
@@ -327,7 +327,7 @@ def test_throttled_past_retries_mid_listing_keeps_applied_batches_and_removes_no
     pool.refresh_from_db()
     assert pool.last_synced_at == synced_at
 
-    run = sync_pool(pool=pool)
+    run = pull_pool(pool=pool)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     assert (run.created, run.updated, run.removed) == (0, 10, 1)
     local = {u.username: u for u in CognitoUser.objects.filter(pool=pool)}

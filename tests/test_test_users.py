@@ -25,7 +25,7 @@ from directory import gateway, log_redaction, passwords, tasks
 from directory.gateway import CognitoGateway, CognitoThrottled
 from directory.models import AuditEvent, BulkJob, CognitoGroup, CognitoUser, PendingChange, UserPool
 from directory.services import test_users_bulk
-from directory.sync.pull import sync_pool
+from directory.sync.pull import pull_pool
 from tests.cognito_helpers import create_pool, create_user, error_response, inject, list_all_users
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ SENTINEL = "Zq9!SENTINEL-7f3a-Kx"
 
 def _mirror(pool_id: str) -> UserPool:
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    assert sync_pool(pool=pool).status == "succeeded"
+    assert pull_pool(pool=pool).status == "succeeded"
     pool.refresh_from_db()
     return pool
 

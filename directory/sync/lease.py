@@ -34,6 +34,7 @@ from django.utils import timezone
 from .. import audit
 from ..gateway import CognitoGateway
 from ..models import SyncRun, UserPool
+from . import pull
 
 logger = logging.getLogger(__name__)
 
@@ -205,12 +206,10 @@ def sync_pool(
     progress: Callable[[SyncRun, Any], None] | None = None,
     gateway: CognitoGateway | None = None,
 ) -> SyncRun:
-    """Pull one pool under its lease (directory.sync.pull.sync_pool does the work).
+    """Pull one pool under its lease (directory.sync.pull.pull_pool does the work).
 
     If another sync of the pool is running, nothing is pulled and a `skipped` SyncRun saying
     why is returned. Sends only the pull's reads, through a gateway in the budget's `pull` lane."""
-    from . import pull
-
     try:
         lease = acquire(pool)
     except LeaseBusy as busy:
@@ -226,7 +225,7 @@ def sync_pool(
 
     try:
         with heartbeat(lease):
-            return pull.sync_pool(
+            return pull.pull_pool(
                 pool=pool,
                 source=source,
                 actor=actor,

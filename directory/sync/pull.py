@@ -1,13 +1,15 @@
 """Remote -> local: pull one pool's settings, app clients, groups, users and memberships.
 
-Users stream: a background thread fetches ListUsers pages into a small bounded queue
-while this thread maps and hashes them and (on PostgreSQL, outside a transaction) a
-writer thread with its own connection writes the previous batch, so the network, this
-process and the database overlap and memory stays flat. Pages are applied in batches of COGNITO_SYNC_BATCH_SIZE users,
-each batch in its own short transaction (rows and their audit events together): one
-SELECT of the names in the batch, then one upsert of the new and changed rows, so an
-unchanged user costs no write at all. Rows missing from a *complete* listing are found
-with a bitmap of the row ids seen (an eighth of a byte a row) and removed only then.
+The pool's settings, app clients and groups are few: each phase is one transaction that
+creates, updates and removes rows by content hash. Users stream: their listing is fetched
+ahead of the database (`stream.Prefetch`) and applied in batches of
+COGNITO_SYNC_BATCH_SIZE users, each batch in its own short transaction (rows and their
+audit events together, written by `writer.BatchWriter`): one SELECT of the names in the
+batch, then one upsert of the new and changed rows, so an unchanged user costs no write
+at all. Rows missing from a *complete* listing are found with a bitmap of the row ids
+seen (an eighth of a byte a row) and removed only then. Memberships go the same way, one
+group at a time. A field with an operator's change still on its way to Cognito is never
+overwritten, and such a row is never removed.
 
 A pull that fails or is killed half-way keeps the batches it committed (each object
 consistent, each change audited) and removes nothing; the next pull completes it.
@@ -15,25 +17,17 @@ consistent, each change audited) and removes nothing; the next pull completes it
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
-import operator
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from django.conf import settings
-from django.db import IntegrityError, connections, models, transaction
+from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
-from .. import audit, pgcopy
+from .. import audit
 from ..gateway import CognitoError, CognitoGateway
 from ..mapping import (
     USER_FIELDS,
@@ -51,6 +45,8 @@ from ..mapping import (
 )
 from ..message_templates import record_pulled_templates
 from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, PendingChange, SyncRun, UserPool
+from .stream import Prefetch, batched_pages
+from .writer import BatchWriter, current_rows, stored_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +78,6 @@ _POOL_FIELDS = (
     "remote_created_at",
     "remote_modified_at",
 )
-# is_test_user / test_user_expires_at are local bookkeeping: an upsert never touches them.
-_USER_UPDATE_FIELDS = [f for f in USER_FIELDS if f != "username"] + ["content_hash"]
-# ListUsers pages fetched ahead of the database (60 users each): bounds memory, hides latency.
-PREFETCH_PAGES = 8
 
 
 class IdBitmap:
@@ -191,7 +183,7 @@ class PullContext:
         }
 
 
-def sync_pool(
+def pull_pool(
     *,
     pool: UserPool,
     source: str = audit.Source.WORKER,
@@ -270,7 +262,7 @@ def _fail(ctx: PullContext, exc: Exception) -> None:
         summary=ctx.summary(),
     )
     audit.record(
-        action="sync_failed",
+        action=audit.Action.SYNC_FAILED,
         object_type="pool",
         object_id=ctx.pool.pool_id,
         object_repr=ctx.pool.name,
@@ -347,11 +339,12 @@ def _pull_pool(ctx: PullContext) -> None:
     pool.content_hash = new_hash
     pool.save()
     record_pulled_templates(pool, actor=ctx.actor)
-    ctx.pool_change = "created" if created else "updated"
+    action = audit.Action.CREATED if created else audit.Action.UPDATED
+    ctx.pool_change = action.value  # "created" or "updated" in the summary
     ctx.write_events(
         [
             ctx.event(
-                action=ctx.pool_change,
+                action=action,
                 object_type="pool",
                 object_id=pool.pool_id,
                 object_repr=pool.name,
@@ -392,8 +385,8 @@ def _reconcile_small(
             setattr(obj, name, value)
         obj.content_hash = new_hash
         obj.save()
-        action = "created" if current is None else "updated"
-        setattr(counts, action, getattr(counts, action) + 1)
+        action = audit.Action.CREATED if current is None else audit.Action.UPDATED
+        setattr(counts, action.value, getattr(counts, action.value) + 1)  # Counts.created / Counts.updated
         events.append(
             ctx.event(
                 action=action,
@@ -411,7 +404,7 @@ def _reconcile_small(
         counts.removed += 1
         events.append(
             ctx.event(
-                action="deleted",
+                action=audit.Action.DELETED,
                 object_type=object_type,
                 object_id=ident,
                 object_repr=before.get("name", ident),
@@ -442,79 +435,6 @@ def _pull_groups(ctx: PullContext) -> None:
 # Users ---------------------------------------------------------------------------------------------
 
 
-class Prefetch:
-    """Iterate a page iterator that a background thread runs ahead, through a bounded queue.
-
-    The thread only talks to Cognito (the gateway's botocore client is thread-safe); the
-    database stays on the caller's thread. An error in the thread is raised to the caller
-    at the point of the listing it interrupted; `close()` stops the thread early.
-    """
-
-    def __init__(self, pages: Iterator[list[dict[str, Any]]], depth: int = PREFETCH_PAGES) -> None:
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(pages,), name="cognito-prefetch", daemon=True)
-        self._thread.start()
-
-    def _run(self, pages: Iterator[list[dict[str, Any]]]) -> None:
-        try:
-            for page in pages:
-                if not self._put(("page", page)):
-                    return
-            self._put(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            self._put(("error", exc))
-        finally:
-            close = getattr(pages, "close", None)
-            if close is not None:
-                close()
-
-    def _put(self, item: tuple[str, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        while True:
-            kind, value = self._queue.get()
-            if kind == "page":
-                yield value
-            elif kind == "done":
-                return
-            else:
-                raise value
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def __enter__(self) -> Prefetch:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def _batched_pages(
-    ctx: PullContext, pages: Iterable[list[dict[str, Any]]], *, count_pages: bool = False
-) -> Iterator[list[dict[str, Any]]]:
-    """Pages regrouped into batches of about `batch_size` records (SyncRun.pages counts the user listing's)."""
-    batch: list[dict[str, Any]] = []
-    for page in pages:
-        if count_pages:
-            ctx.pages += 1
-        batch.extend(page)
-        if len(batch) >= ctx.batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _max_id(qs: QuerySet) -> int:
     return qs.aggregate(top=Max("id"))["top"] or 0
 
@@ -528,111 +448,11 @@ def _pull_users(ctx: PullContext) -> None:
     horizon = _max_id(CognitoUser.objects.filter(pool=ctx.pool))
     seen = IdBitmap()
     with Prefetch(ctx.gateway.list_users(ctx.pool.pool_id)) as pages, BatchWriter(ctx, seen) as writer:
-        for batch in _batched_pages(ctx, pages, count_pages=True):
+        for batch in batched_pages(ctx, pages, count_pages=True):
             _apply_user_batch(ctx, batch, seen, writer)
             ctx.report("users")
     # The listing completed: whatever was not seen is gone from Cognito.
     _remove_unseen_users(ctx, seen, horizon)
-
-
-class BatchWriter:
-    """Writes the user batches (upsert and audit events, one transaction each).
-
-    On PostgreSQL outside a transaction (a worker's or command's pull, not a test's atomic
-    block) the writes run on a second thread with its own connection, one batch at a time:
-    while PostgreSQL indexes batch N this thread maps and hashes batch N+1 (psycopg waits
-    without the GIL). Results (row ids for the removal bitmap, counts) are taken back on
-    this thread; a failed write is raised here at the next batch or at the end. Elsewhere
-    each batch is written in place.
-    """
-
-    def __init__(self, ctx: PullContext, seen: IdBitmap) -> None:
-        self.ctx = ctx
-        self.seen = seen
-        connection = connections[CognitoUser.objects.db]
-        threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pull-writer") if threaded else None
-        self._pending: tuple[Future[list[int]], int, int] | None = None
-        self._pending_names: frozenset[str] = frozenset()
-
-    def _write(self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]]) -> list[int]:
-        with transaction.atomic(using=CognitoUser.objects.db):
-            ids = _upsert_users(self.ctx.pool, rows, batch_size=self.ctx.batch_size)
-            self.ctx.write_events(events)
-        return ids
-
-    def _write_text(self, new: str, changed: str, events: str) -> list[int]:
-        # On the writer thread: nothing left but sending text and waiting for PostgreSQL
-        # (psycopg releases the GIL while it waits), so the pull's thread keeps mapping.
-        with transaction.atomic(using=CognitoUser.objects.db):
-            ids = _write_user_text(new, changed)
-            audit.copy_write(events)
-        return ids
-
-    def _done(self, ids: list[int], created: int, updated: int) -> None:
-        for pk in ids:
-            self.seen.add(pk)
-        self.ctx.users.created += created
-        self.ctx.users.updated += updated
-        _refresh_planner_statistics(self.ctx)
-
-    def submit(
-        self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]], *, created: int, updated: int
-    ) -> None:
-        if self._executor is None:
-            self._done(self._write(rows, events), created, updated)
-            return
-        # The COPY text is built here, on the pull's thread, before the batch in flight is
-        # waited for: the writer thread then only sends it, and PostgreSQL is kept busy.
-        new, changed = _user_copy_text(self.ctx.pool, rows)
-        text = self.ctx.events_text(events)
-        self.wait()
-        self._pending = (self._executor.submit(self._write_text, new, changed, text), created, updated)
-        self._pending_names = frozenset(fields["username"] for fields, *_ in rows)
-
-    def wait(self) -> None:
-        """Apply the result of the batch in flight (raising its error), if any."""
-        pending, self._pending, self._pending_names = self._pending, None, frozenset()
-        if pending is not None:
-            future, created, updated = pending
-            self._done(future.result(), created, updated)
-
-    def wait_for(self, usernames: Iterable[str]) -> None:
-        """Wait for the batch in flight if it writes any of these users (so a SELECT sees it)."""
-        if self._pending_names and not self._pending_names.isdisjoint(usernames):
-            self.wait()
-
-    def _progress_after_failure(self, created: int, updated: int) -> None:
-        try:
-            self.ctx.users.created += created
-            self.ctx.users.updated += updated
-            self.ctx.report("users")
-        except Exception:  # noqa: BLE001 - the pull's own error is the one to raise
-            logger.exception("could not record the progress of %s", self.ctx.pool.pool_id)
-
-    def __enter__(self) -> BatchWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        if self._executor is None:
-            return
-        try:
-            if exc_type is None:
-                self.wait()
-            elif self._pending is not None:
-                # The pull already failed: let the batch in flight end (commit or roll back), keep the
-                # first error, and record the progress of a batch that committed.
-                future, created, updated = self._pending
-                self._pending = None
-                if future.exception() is None:
-                    self._progress_after_failure(created, updated)
-        finally:
-            self._executor.submit(_close_thread_connection).result()
-            self._executor.shutdown()
-
-
-def _close_thread_connection() -> None:
-    connections[CognitoUser.objects.db].close()  # resolved on the calling (writer) thread: its own connection
 
 
 def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdBitmap, writer: BatchWriter) -> None:
@@ -643,7 +463,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
         incoming[fields["username"]] = fields
     ctx.seen += len(incoming)
     writer.wait_for(incoming)
-    existing = _stored_hashes(ctx.pool, list(incoming))
+    existing = stored_hashes(ctx.pool, list(incoming))
     hashes: dict[str, str] = {}
     changed: list[int] = []
     for username, fields in incoming.items():
@@ -657,7 +477,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
         else:
             changed.append(known[0])
     # Only the changed rows are read in full (as plain dicts), for the audit's before values.
-    current_rows = _current_rows(changed) if changed else {}
+    stored_rows = current_rows(changed) if changed else {}
     protected = ctx.protected_users
     rows: list[tuple[dict[str, Any], str, bool]] = []
     events: list[dict[str, Any]] = []
@@ -668,7 +488,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
             rows.append((fields, hashes[username], True))
             events.append(
                 {
-                    "action": "created",
+                    "action": audit.Action.CREATED,
                     "object_type": "user",
                     "object_id": username,
                     "object_repr": fields["email"] or username,
@@ -678,7 +498,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
             )
             created += 1
             continue
-        current = current_rows.get(username)
+        current = stored_rows.get(username)
         if current is None:
             continue  # unchanged (or removed by someone else since the SELECT: the next pull sees it)
         if username in protected:
@@ -689,7 +509,7 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
         if changes:
             events.append(
                 {
-                    "action": "updated",
+                    "action": audit.Action.UPDATED,
                     "object_type": "user",
                     "object_id": username,
                     "object_repr": fields["email"] or username,
@@ -699,194 +519,6 @@ def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdB
             )
     if rows:
         writer.submit(rows, events, created=created, updated=updated)
-
-
-def _stored_hashes(pool: UserPool, usernames: list[str]) -> dict[str, tuple[int, str]]:
-    """{username: (id, content_hash)} of the stored rows among these usernames.
-
-    On PostgreSQL one array parameter (`= ANY(%s)`) instead of Django's `IN (%s, …)`:
-    psycopg's client-side binding would quote and splice 500 parameters into the SQL
-    on every batch.
-    """
-    connection = connections[CognitoUser.objects.db]
-    if connection.vendor != "postgresql":
-        rows = CognitoUser.objects.filter(pool=pool, username__in=usernames).values_list(
-            "username", "id", "content_hash"
-        )
-    else:
-        quote = connection.ops.quote_name
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {quote('username')}, {quote('id')}, {quote('content_hash')} "  # noqa: S608
-                f"FROM {quote(CognitoUser._meta.db_table)} "
-                f"WHERE {quote('pool_id')} = %s AND {quote('username')} = ANY(%s)",
-                [pool.pk, usernames],
-            )
-            rows = cursor.fetchall()
-    return {username: (pk, stored_hash) for username, pk, stored_hash in rows}
-
-
-def _current_rows(ids: list[int]) -> dict[str, dict[str, Any]]:
-    """The stored `USER_FIELDS` of these rows by username, as `user_fields` makes them.
-
-    On PostgreSQL through a cursor with psycopg's own C loaders for timestamptz and jsonb
-    (orjson): Django's loaders convert each datetime and JSON value in Python, which cost
-    more than the rest of a changed user's pipeline.
-    """
-    connection = connections[CognitoUser.objects.db]
-    if connection.vendor != "postgresql":
-        return {row["username"]: row for row in CognitoUser.objects.filter(id__in=ids).values(*USER_FIELDS)}
-    from psycopg.types.datetime import TimestamptzLoader
-    from psycopg.types.json import set_json_loads
-
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(CognitoUser._meta.get_field(name).column) for name in USER_FIELDS)
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # this cursor's own adapters: the connection's stay Django's
-        raw.adapters.register_loader("timestamptz", TimestamptzLoader)
-        set_json_loads(orjson.loads, raw)
-        cursor.execute(
-            f"SELECT {columns} FROM {quote(CognitoUser._meta.db_table)} WHERE {quote('id')} = ANY(%s)",  # noqa: S608
-            [ids],
-        )
-        index = USER_FIELDS.index("username")
-        return {row[index]: dict(zip(USER_FIELDS, row, strict=True)) for row in cursor.fetchall()}
-
-
-def _refresh_planner_statistics(ctx: PullContext) -> None:
-    """ANALYZE the user table each time a pull has doubled what it inserted (from 5,000 on).
-
-    Each batch looks its users up by (pool, username). A first pull of a big pool grows
-    the table far faster than autovacuum re-plans it; with statistics from an empty table
-    PostgreSQL reads the lookups through the pool index and filters the whole pool, so
-    every batch would cost more than the last. A handful of ANALYZEs (log2 of the pool's
-    size, each a sample of a few thousand rows) keep every lookup on the unique index.
-    """
-    connection = connections[CognitoUser.objects.db]
-    if connection.vendor != "postgresql" or ctx.users.created < max(5_000, 2 * ctx.analyzed_at):
-        return
-    quote = connection.ops.quote_name
-    # Only the lookup's columns: the jsonb and text columns' statistics cost most and the lookup needs none.
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {quote(CognitoUser._meta.db_table)} ({quote('pool_id')}, {quote('username')})")
-    ctx.analyzed_at = ctx.users.created
-
-
-def _json_text(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate, which json escapes
-        return json.dumps(value, ensure_ascii=False)
-
-
-@functools.cache
-def _user_copy_layout() -> tuple[list[str], tuple[str, ...], tuple[str, ...], tuple[Any, ...]]:
-    """COPY columns of the user upsert: plain mapped fields, JSON mapped fields, content_hash,
-    pool_id, then the local bookkeeping columns at their defaults (inserts only)."""
-    plain = tuple(
-        name for name in USER_FIELDS if not isinstance(CognitoUser._meta.get_field(name), models.JSONField)
-    )
-    as_json = tuple(name for name in USER_FIELDS if name not in plain)
-    mapped = {*USER_FIELDS, "content_hash", "pool"}
-    rest = [f for f in CognitoUser._meta.concrete_fields if not f.primary_key and f.name not in mapped]
-    columns = [
-        *(CognitoUser._meta.get_field(name).column for name in (*plain, *as_json, "content_hash", "pool")),
-        *(f.column for f in rest),
-    ]
-    return columns, plain, as_json, tuple(f.get_default() for f in rest)
-
-
-def _upsert_users(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], *, batch_size: int) -> list[int]:
-    """Insert new and update changed rows (mapped fields, content hash); the pks of the changed ones.
-
-    Each row is (fields, content hash, new?). A row an operator created meanwhile is
-    updated rather than failing the batch. The local bookkeeping columns (is_test_user,
-    test_user_expires_at) are not updated, so a pull never resets them. On PostgreSQL the
-    rows travel as COPY text (`_user_copy_text`, then `_write_user_text`); elsewhere by
-    `bulk_create(update_conflicts=True)`.
-    """
-    connection = connections[CognitoUser.objects.db]
-    if connection.vendor != "postgresql":
-        objs = [CognitoUser(pool=pool, content_hash=content, **fields) for fields, content, _ in rows]
-        CognitoUser.objects.bulk_create(
-            objs,
-            batch_size=batch_size,
-            update_conflicts=True,
-            unique_fields=["pool", "username"],
-            update_fields=_USER_UPDATE_FIELDS,
-        )
-        return [obj.pk for obj in objs if obj.pk is not None]
-    return _write_user_text(*_user_copy_text(pool, rows))
-
-
-def _user_copy_text(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]]) -> tuple[str, str]:
-    """The COPY text of a batch's new rows and of its changed rows (PostgreSQL)."""
-    _, plain, as_json, defaults = _user_copy_layout()
-    get_plain = operator.itemgetter(*plain)
-    field, text = pgcopy.field, pgcopy.text
-    # The columns every row shares (pool, bookkeeping defaults), as COPY text once.
-    tail = "\t" + "\t".join(field(value) for value in (pool.pk, *defaults)) + "\n"
-    new: list[str] = []
-    changed: list[str] = []
-    for fields, content, is_new in rows:
-        line = (
-            "\t".join(
-                [*[field(value) for value in get_plain(fields)], *[text(_json_text(fields[name])) for name in as_json]]
-            )
-            + f"\t{content}{tail}"
-        )
-        (new if is_new else changed).append(line)
-    return "".join(new), "".join(changed)
-
-
-def _write_user_text(new: str, changed: str) -> list[int]:
-    """Write `_user_copy_text`'s rows; the pks of the changed ones (PostgreSQL).
-
-    New rows go by COPY straight into the table; changed ones into a temporary table and
-    on by INSERT … ON CONFLICT, so a row an operator created meanwhile is updated.
-    """
-    connection = connections[CognitoUser.objects.db]
-    column_names, *_ = _user_copy_layout()
-    update = {CognitoUser._meta.get_field(name).column for name in _USER_UPDATE_FIELDS}
-    quote = connection.ops.quote_name
-    table = quote(CognitoUser._meta.db_table)
-    columns = ", ".join(quote(c) for c in column_names)
-    # Named after its columns: a connection kept across a migration never reuses a stale one.
-    stage = "directory_pull_stage_" + hashlib.md5(columns.encode(), usedforsecurity=False).hexdigest()[:12]
-
-    def copy_text(target: str, payload: str) -> None:
-        # Django wraps execute()'s errors but not copy()'s: wrap them too (IntegrityError below).
-        with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(
-            f"COPY {target} ({columns}) FROM STDIN"
-        ) as copy:
-            copy.write(payload)
-
-    if new:
-        # Users the batch's SELECT did not find go straight into the table (no staging, no
-        # conflict arbitration). Their ids need not come back: they are above the pull's
-        # removal horizon. One an operator created meanwhile fails the COPY (unique
-        # constraint) and the whole batch takes the upsert path instead.
-        try:
-            with transaction.atomic(using=connection.alias):
-                copy_text(table, new)
-            new = ""
-        except IntegrityError:
-            pass
-    if not new and not changed:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
-            f"AS SELECT {columns} FROM {table} WITH NO DATA; TRUNCATE {stage}"
-        )
-        copy_text(stage, new + changed)
-        assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in sorted(update))
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
-            f"ON CONFLICT ({quote('pool_id')}, {quote('username')}) DO UPDATE SET {assignments} "
-            f"RETURNING {quote('id')}"
-        )
-        return [pk for (pk,) in cursor.fetchall()]
 
 
 def _remove_unseen_users(ctx: PullContext, seen: IdBitmap, horizon: int) -> None:
@@ -910,7 +542,7 @@ def _remove_unseen_users(ctx: PullContext, seen: IdBitmap, horizon: int) -> None
                 before = model_values(user, USER_FIELDS)
                 events.append(
                     ctx.event(
-                        action="deleted",
+                        action=audit.Action.DELETED,
                         object_type="user",
                         object_id=user.username,
                         object_repr=user.email or user.username,
@@ -938,7 +570,7 @@ def _pull_memberships(ctx: PullContext) -> None:
         horizon = _max_id(GroupMembership.objects.filter(group=group))
         seen = IdBitmap()
         with Prefetch(ctx.gateway.list_users_in_group(ctx.pool.pool_id, group.name)) as pages:
-            for batch in _batched_pages(ctx, pages):
+            for batch in batched_pages(ctx, pages):
                 _apply_membership_batch(ctx, group, batch, seen, protected_users)
         _remove_stale_memberships(ctx, group, seen, horizon, protected_users)
 
@@ -965,7 +597,7 @@ def _apply_membership_batch(
         return
     with transaction.atomic():
         GroupMembership.objects.bulk_create(new, batch_size=ctx.batch_size)
-        ctx.write_events([_membership_event(ctx, group, users[m.user_id], "group_added") for m in new])
+        ctx.write_events([_membership_event(ctx, group, users[m.user_id], audit.Action.GROUP_ADDED) for m in new])
     for m in new:
         seen.add(m.id)
     ctx.memberships.created += len(new)
@@ -986,12 +618,14 @@ def _remove_stale_memberships(
         batch = stale[start : start + ctx.batch_size]
         with transaction.atomic():
             GroupMembership.objects.filter(id__in=[mid for mid, _ in batch]).delete()
-            ctx.write_events([_membership_event(ctx, group, username, "group_removed") for _, username in batch])
+            ctx.write_events(
+                [_membership_event(ctx, group, username, audit.Action.GROUP_REMOVED) for _, username in batch]
+            )
         ctx.memberships.removed += len(batch)
 
 
-def _membership_event(ctx: PullContext, group: CognitoGroup, username: str, action: str):
-    before, after = (None, group.name) if action == "group_added" else (group.name, None)
+def _membership_event(ctx: PullContext, group: CognitoGroup, username: str, action: str) -> dict[str, Any]:
+    before, after = (None, group.name) if action == audit.Action.GROUP_ADDED else (group.name, None)
     return ctx.event(
         action=action,
         object_type="user",
