@@ -10,10 +10,15 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .pull import PullContext
+
+class PageCounter(Protocol):
+    """What batching needs of a pull's context (sync.pull.PullContext is one)."""
+
+    pages: int
+    batch_size: int
+
 
 # ListUsers pages fetched ahead of the database (60 users each): bounds memory, hides latency.
 PREFETCH_PAGES = 8
@@ -77,7 +82,7 @@ class Prefetch:
 
 
 def batched_pages(
-    ctx: PullContext, pages: Iterable[list[dict[str, Any]]], *, count_pages: bool = False
+    ctx: PageCounter, pages: Iterable[list[dict[str, Any]]], *, count_pages: bool = False
 ) -> Iterator[list[dict[str, Any]]]:
     """Pages regrouped into batches of about `batch_size` records (SyncRun.pages counts the user listing's)."""
     batch: list[dict[str, Any]] = []

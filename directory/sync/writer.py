@@ -18,7 +18,7 @@ import logging
 import operator
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from django.db import IntegrityError, connections, models, transaction
@@ -29,10 +29,34 @@ from .. import audit, pgcopy
 from ..mapping import USER_FIELDS
 from ..models import CognitoUser, UserPool
 
-if TYPE_CHECKING:
-    from .pull import IdBitmap, PullContext
-
 logger = logging.getLogger(__name__)
+
+
+class UserCounts(Protocol):
+    created: int
+    updated: int
+
+
+class WriteContext(Protocol):
+    """What the writer needs of a pull's context (sync.pull.PullContext is one). Declared here so
+    the writer does not import the pull that uses it."""
+
+    pool: UserPool
+    batch_size: int
+    users: UserCounts
+    analyzed_at: int
+
+    def write_events(self, events: list[dict[str, Any]]) -> None: ...
+
+    def events_text(self, events: list[dict[str, Any]]) -> str: ...
+
+    def report(self, phase: str) -> None: ...
+
+
+class SeenIds(Protocol):
+    """The pull's record of the row ids a listing saw (sync.pull.IdBitmap is one)."""
+
+    def add(self, row_id: int) -> None: ...
 
 # is_test_user / test_user_expires_at are local bookkeeping: an upsert never touches them.
 _USER_UPDATE_FIELDS = [f for f in USER_FIELDS if f != "username"] + ["content_hash"]
@@ -104,7 +128,7 @@ class BatchWriter:
     Elsewhere each batch is written in place.
     """
 
-    def __init__(self, ctx: PullContext, seen: IdBitmap) -> None:
+    def __init__(self, ctx: WriteContext, seen: SeenIds) -> None:
         self.ctx = ctx
         self.seen = seen
         connection = connections[CognitoUser.objects.db]
@@ -193,7 +217,7 @@ def _close_thread_connection() -> None:
     connections[CognitoUser.objects.db].close()  # resolved on the calling (writer) thread: its own connection
 
 
-def _refresh_planner_statistics(ctx: PullContext) -> None:
+def _refresh_planner_statistics(ctx: WriteContext) -> None:
     """ANALYZE the user table each time a pull has doubled what it inserted (from 5,000 on).
 
     Each batch looks its users up by (pool, username). A first pull of a big pool grows
