@@ -8,6 +8,11 @@ from contextlib import contextmanager
 
 from botocore.awsrequest import AWSResponse
 
+# The botocore event that carries an UpdateUserPool request's parameters (to capture what was sent).
+UPDATE_EVENT = "provide-client-params.cognito-identity-provider.UpdateUserPool"
+# A Lambda trigger the e-shop pool carries, which a template push must keep.
+ESHOP_LAMBDA = {"PreSignUp": "arn:aws:lambda:us-east-1:123456789012:function:pre"}
+
 UNICODE_NAMES = ["Zoë Ångström", "李小龍", "Łukasz Żółć", "José Núñez", "Ærøskøbing Ølsen", "محمد علي"]
 
 
@@ -86,3 +91,30 @@ def inject(client, operation: str, should_fail: Callable[[int], bool], code: str
         yield calls
     finally:
         client.meta.events.unregister(event, hook)
+
+
+def described(cognito, pool) -> dict:
+    """What Cognito holds for a mirrored pool now (DescribeUserPool)."""
+    return cognito.describe_user_pool(UserPoolId=pool.pool_id)["UserPool"]
+
+
+def make_pool(client, **extra) -> str:
+    """A pool signing in by username, `email` and `name` required, e-mail auto-verified."""
+    params = {
+        "PoolName": "shop",
+        "AutoVerifiedAttributes": ["email"],
+        "Schema": [
+            {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
+            {"Name": "name", "AttributeDataType": "String", "Required": True, "Mutable": True},
+        ],
+        **extra,
+    }
+    return client.create_user_pool(**params)["UserPool"]["Id"]
+
+
+def make_client(client, pool_id, *, secret: bool) -> dict:
+    """An app client with (server) or without (spa) a secret, allowing the password flows."""
+    return client.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="server" if secret else "spa", GenerateSecret=secret,
+        ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]

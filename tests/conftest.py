@@ -105,3 +105,99 @@ def cognito(moto_server):
 @pytest.fixture(autouse=True)
 def _sync_progress_on_default_connection(settings):
     settings.COGNITO_SYNC_PROGRESS_DB = "default"
+
+
+# Fixtures several test modules share -------------------------------------------------------------
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, through Playwright (never a browser Playwright downloads)."""
+    from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        require_service("Chromium", f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def eshop(cognito):
+    """A pool shaped like the e-shop walkthrough, plus settings that must survive a template push."""
+    from directory.models import UserPool
+    from directory.sync.pull import pull_pool
+    from emulator import ESHOP_VERIFICATION_HTML
+    from tests.cognito_helpers import ESHOP_LAMBDA, create_pool
+
+    pool_id = create_pool(
+        cognito,
+        name="eshop-fcj",
+        email_username=True,
+        LambdaConfig=ESHOP_LAMBDA,
+        UserPoolTags={"team": "shop"},
+        DeletionProtection="ACTIVE",
+        AccountRecoverySetting={"RecoveryMechanisms": [{"Priority": 1, "Name": "verified_email"}]},
+        UserAttributeUpdateSettings={"AttributesRequireVerificationBeforeUpdate": ["email"]},
+        EmailConfiguration={"EmailSendingAccount": "COGNITO_DEFAULT"},
+        VerificationMessageTemplate={
+            "DefaultEmailOption": "CONFIRM_WITH_CODE",
+            "EmailSubject": "Account verification code",
+            "EmailMessage": ESHOP_VERIFICATION_HTML,
+        },
+        AdminCreateUserConfig={
+            "AllowAdminCreateUserOnly": False,
+            "InviteMessageTemplate": {
+                "EmailSubject": "Welcome",
+                "EmailMessage": "Hi {username}, {####}",
+                "SMSMessage": "Hi {username}, {####}",
+            },
+        },
+    )
+    pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
+    assert pull_pool(pool=pool).status == "succeeded"
+    pool.refresh_from_db()
+    return pool
+
+
+@pytest.fixture
+def sent_requests():
+    """Every UpdateUserPool request the gateway sends while the test runs (parameters, deep-copied)."""
+    import copy
+
+    from directory import gateway
+    from tests.cognito_helpers import UPDATE_EVENT
+
+    requests: list[dict] = []
+    client = gateway.get_client("us-east-1")
+
+    def capture(params, **kwargs):
+        requests.append(copy.deepcopy(params))
+
+    client.meta.events.register(UPDATE_EVENT, capture)
+    yield requests
+    client.meta.events.unregister(UPDATE_EVENT, capture)
+
+
+@pytest.fixture
+def emu(cognito, monkeypatch):
+    """The emulator (moto + shims) on a free port, boto3 and the gateway pointed at it.
+
+    `cognito` reset moto's in-process backends, which this server shares with the session's moto server."""
+    import boto3
+
+    import emulator
+    from directory import gateway
+
+    server = emulator.start_server(port=0)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", server.endpoint)
+    gateway.reset_clients()
+    emulator.MESSAGE_LOG.clear()
+    client = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=server.endpoint)
+    yield client
+    server.stop()
+    gateway.reset_clients()

@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from directory.models import CognitoUser, UserPool
 from emulator import seed_demo
-from tests.conftest import require_service
-
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(
-    os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots")
-)
+from tests.browser_helpers import SCREENSHOTS, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM):
-        require_service("Chromium", f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--headless",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -53,18 +20,9 @@ def demo(cognito):
     return {p.name: p for p in UserPool.objects.all()}
 
 
-def _login(page, live_server, django_user_model):
-    django_user_model.objects.create_superuser("operator", "op@example.com", "correct-horse-battery")
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
-
-
 def test_operator_browses_the_mirror_and_starts_a_sync(browser, demo, live_server, django_user_model):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    _login(page, live_server, django_user_model)
+    login(page, live_server, django_user_model)
 
     page.goto(f"{live_server.url}/admin/directory/userpool/")
     for name in ("eshop-fcj", "webchat", "notes-app", "staff-portal"):

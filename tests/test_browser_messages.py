@@ -14,8 +14,8 @@ from playwright.sync_api import expect
 from directory import gateway
 from directory.models import AuditEvent, TemplateVersion
 from emulator import ESHOP_VERIFICATION_HTML
-from tests.test_browser import SCREENSHOTS, _login, browser  # noqa: F401 - the browser fixture
-from tests.test_messages import UPDATE_EVENT, described, eshop, sent_requests  # noqa: F401 - fixtures
+from tests.browser_helpers import SCREENSHOTS, login
+from tests.cognito_helpers import described
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -47,14 +47,14 @@ def _fill_and_wait(page, selector: str, value: str) -> None:
 def _open_editor(page, live_server, django_user_model, pool):
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-    _login(page, live_server, django_user_model)
+    login(page, live_server, django_user_model)
     page.goto(f"{live_server.url}/admin/directory/userpool/{pool.pk}/change/")
     page.click("#pool-messages-link")
     page.wait_for_selector("#messages-form")
     return console
 
 
-def test_edit_preview_validate_and_save(browser, eshop, cognito, sent_requests, live_server, django_user_model):  # noqa: F811
+def test_edit_preview_validate_and_save(browser, eshop, cognito, sent_requests, live_server, django_user_model):
     before = described(cognito, eshop)
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     console = _open_editor(page, live_server, django_user_model, eshop)
@@ -159,7 +159,7 @@ def tracker():
     server.shutdown()
 
 
-def test_hostile_template_neither_runs_nor_loads(browser, eshop, tracker, live_server, django_user_model):  # noqa: F811
+def test_hostile_template_neither_runs_nor_loads(browser, eshop, tracker, live_server, django_user_model):
     base, seen = tracker
     hostile = (
         "<p id='code'>Code {####}</p>"

@@ -1,4 +1,4 @@
-"""The emulator's shims for issue 4: ResendConfirmationCode, an AdminCreateUser RESEND that keeps the user,
+"""The emulator's shims: ResendConfirmationCode, an AdminCreateUser RESEND that keeps the user,
 and the log of the messages Cognito would have sent (HTTP endpoint and the admin's page in local mode)."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import re
 import urllib.request
 from http import HTTPStatus
 
-import boto3
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
@@ -17,6 +16,7 @@ from django.utils.html import escape
 import emulator
 from directory import gateway
 from directory.models import UserPool
+from tests.cognito_helpers import make_client, make_pool
 from tests.factories import CognitoUserFactory
 
 PASSWORD = "Passw0rd!Long"
@@ -24,41 +24,6 @@ INVITE_HTML = (
     "<p>Welcome! Your username is <b>{username}</b> and your temporary password is <b>{####}</b>.</p>"
     "<script>alert('x')</script>"
 )
-
-
-@pytest.fixture
-def emu(cognito, monkeypatch):
-    """The emulator (moto + shims) on a free port, boto3 and the gateway pointed at it.
-
-    `cognito` reset moto's in-process backends, which this server shares with the session's moto server."""
-    server = emulator.start_server(port=0)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", server.endpoint)
-    gateway.reset_clients()
-    emulator.MESSAGE_LOG.clear()
-    client = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=server.endpoint)
-    yield client
-    server.stop()
-    gateway.reset_clients()
-
-
-def make_pool(client, **extra) -> str:
-    params = {
-        "PoolName": "shop",
-        "AutoVerifiedAttributes": ["email"],
-        "Schema": [
-            {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
-            {"Name": "name", "AttributeDataType": "String", "Required": True, "Mutable": True},
-        ],
-        **extra,
-    }
-    return client.create_user_pool(**params)["UserPool"]["Id"]
-
-
-def make_client(client, pool_id, *, secret: bool) -> dict:
-    return client.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="server" if secret else "spa", GenerateSecret=secret,
-        ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]
 
 
 def sign_up(client, app, username, email, *, secret_hash: str | None = None):

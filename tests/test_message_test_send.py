@@ -15,12 +15,12 @@ from directory.models import AuditEvent, CognitoUser, UserPool
 from directory.services import templates as templates_service
 from directory.sync.pull import pull_pool
 from emulator import ESHOP_VERIFICATION_HTML
-from tests.test_emulator_shims import emu, make_client, make_pool  # noqa: F401 - `emu` is a fixture
+from tests.cognito_helpers import make_client, make_pool
 
 MARKER = "TEST-SEND-MARKER"
 
 
-def _mirrored(emu, *, secret: bool) -> UserPool:  # noqa: F811
+def _mirrored(emu, *, secret: bool) -> UserPool:
     pool_id = make_pool(emu)
     make_client(emu, pool_id, secret=secret)
     pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1", name="shop")
@@ -47,7 +47,7 @@ def _save_template(pool: UserPool, django_capture_on_commit_callbacks) -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize("secret", [False, True], ids=["spa-client", "secret-client"])
 def test_test_send_renders_the_saved_template_in_the_message_log(
-    emu, admin_client, settings, django_capture_on_commit_callbacks, secret  # noqa: F811
+    emu, admin_client, settings, django_capture_on_commit_callbacks, secret
 ):
     settings.COGNITO_LOCAL_MODE = True
     pool = _mirrored(emu, secret=secret)
@@ -80,7 +80,7 @@ def test_test_send_renders_the_saved_template_in_the_message_log(
 
 @pytest.mark.django_db
 def test_test_send_exists_only_in_local_mode_and_needs_the_permission(
-    emu, admin_client, client, django_user_model, settings  # noqa: F811
+    emu, admin_client, client, django_user_model, settings
 ):
     settings.COGNITO_LOCAL_MODE = False
     pool = _mirrored(emu, secret=False)

@@ -11,13 +11,12 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from directory import gateway
 from directory import message_templates as m
 from directory.models import AuditEvent, PendingChange, TemplateVersion, UserPool
 from directory.services import templates as templates_service
 from directory.sync.pull import pull_pool
 from emulator import ESHOP_VERIFICATION_HTML
-from tests.cognito_helpers import create_pool
+from tests.cognito_helpers import described
 
 VALID = {
     "default_email_option": "CONFIRM_WITH_CODE",
@@ -30,8 +29,6 @@ VALID = {
     "invite_email_message": "Hi {username}, password {####}",
     "invite_sms_message": "{username} {####}",
 }
-LAMBDA = {"PreSignUp": "arn:aws:lambda:us-east-1:123456789012:function:pre"}
-UPDATE_EVENT = "provide-client-params.cognito-identity-provider.UpdateUserPool"
 
 
 def errors_for(**changes: str) -> dict[str, list[str]]:
@@ -208,56 +205,6 @@ def test_preview_renders_the_samples():
 
 
 # Services against moto --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def eshop(cognito):
-    """A pool shaped like the e-shop walkthrough, plus settings that must survive a template push."""
-    pool_id = create_pool(
-        cognito,
-        name="eshop-fcj",
-        email_username=True,
-        LambdaConfig=LAMBDA,
-        UserPoolTags={"team": "shop"},
-        DeletionProtection="ACTIVE",
-        AccountRecoverySetting={"RecoveryMechanisms": [{"Priority": 1, "Name": "verified_email"}]},
-        UserAttributeUpdateSettings={"AttributesRequireVerificationBeforeUpdate": ["email"]},
-        EmailConfiguration={"EmailSendingAccount": "COGNITO_DEFAULT"},
-        VerificationMessageTemplate={
-            "DefaultEmailOption": "CONFIRM_WITH_CODE",
-            "EmailSubject": "Account verification code",
-            "EmailMessage": ESHOP_VERIFICATION_HTML,
-        },
-        AdminCreateUserConfig={
-            "AllowAdminCreateUserOnly": False,
-            "InviteMessageTemplate": {
-                "EmailSubject": "Welcome",
-                "EmailMessage": "Hi {username}, {####}",
-                "SMSMessage": "Hi {username}, {####}",
-            },
-        },
-    )
-    pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-    assert pull_pool(pool=pool).status == "succeeded"
-    pool.refresh_from_db()
-    return pool
-
-
-@pytest.fixture
-def sent_requests():
-    requests: list[dict] = []
-    client = gateway.get_client("us-east-1")
-
-    def capture(params, **kwargs):
-        requests.append(copy.deepcopy(params))
-
-    client.meta.events.register(UPDATE_EVENT, capture)
-    yield requests
-    client.meta.events.unregister(UPDATE_EVENT, capture)
-
-
-def described(cognito, pool):
-    return cognito.describe_user_pool(UserPoolId=pool.pool_id)["UserPool"]
 
 
 def new_templates(**changes):

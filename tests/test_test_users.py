@@ -608,7 +608,7 @@ def test_bulk_throttling_pauses_and_resumes(cognito, plain_pool, monkeypatch, dj
 def test_operator_creates_a_test_user_in_the_browser(cognito, live_server, django_user_model):
     import os
 
-    from tests.test_browser import CHROMIUM, SCREENSHOTS
+    from tests.browser_helpers import CHROMIUM, SCREENSHOTS
 
     if not os.path.exists(CHROMIUM):
         from tests.conftest import require_service
