@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from directory import passwords
+from directory import passwords as password_rules
 
 # Cognito's special characters, as its documentation lists them (independent of the module's constant).
 COGNITO_SPECIALS = set('^$*.[]{}()?"!@#%&/\\,><\':;|_~`=+-')
@@ -45,9 +45,9 @@ def meets(password: str, policy: dict) -> bool:
 @given(policy=policies, wrapped=st.booleans())
 def test_generated_password_meets_any_policy(policy, wrapped):
     given_policy = {"PasswordPolicy": policy} if wrapped else policy
-    password = passwords.generate_temporary_password(given_policy)
+    password = password_rules.generate_temporary_password(given_policy)
     assert meets(password, policy), (policy, len(password))
-    assert passwords.password_problems(password, given_policy) == []
+    assert password_rules.password_problems(password, given_policy) == []
     allowed = set(string.ascii_letters + string.digits) | COGNITO_SPECIALS
     assert set(password) <= allowed
     assert len(password) >= max(16, policy["MinimumLength"])
@@ -58,7 +58,7 @@ def test_generated_password_meets_any_policy(policy, wrapped):
 def test_checker_agrees_with_the_policy(policy, password):
     """password_problems() refuses exactly the passwords the policy refuses (symbols per Cognito's list;
     a space inside counts as a symbol too, as Cognito documents)."""
-    problems = passwords.password_problems(password, policy)
+    problems = password_rules.password_problems(password, policy)
     stripped_ok = password == password.strip()
     expected = meets(password, policy) or (
         policy.get("RequireSymbols") and " " in password and stripped_ok
@@ -68,13 +68,13 @@ def test_checker_agrees_with_the_policy(policy, password):
 
 
 def test_generated_passwords_differ():
-    passwords = {passwords.generate_temporary_password({"MinimumLength": 8}) for _ in range(200)}
+    passwords = {password_rules.generate_temporary_password({"MinimumLength": 8}) for _ in range(200)}
     assert len(passwords) == 200
 
 
 def test_policy_missing_uses_cognito_default_length():
-    assert len(passwords.generate_temporary_password({})) >= 16
-    assert passwords.password_problems("Abcdef1", {}) == ["at least 8 characters (it has 7)"]
+    assert len(password_rules.generate_temporary_password({})) >= 16
+    assert password_rules.password_problems("Abcdef1", {}) == ["at least 8 characters (it has 7)"]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_policy_missing_uses_cognito_default_length():
     ],
 )
 def test_each_rule_is_named(password, policy, needs):
-    problems = passwords.password_problems(password, policy)
+    problems = password_rules.password_problems(password, policy)
     assert len(problems) == len(needs)
     for problem, need in zip(problems, needs, strict=True):
         assert problem.startswith(need)
