@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from .. import audit
 from ..models import UserPool
@@ -66,7 +67,7 @@ def user_pool_set_sync_interval(*, pool: UserPool, minutes: int | None, actor: s
     UserPool.objects.filter(pk=pool.pk).update(sync_interval_minutes=minutes)
     pool.sync_interval_minutes = minutes
     audit.record(
-        action="schedule_changed",
+        action=audit.Action.SCHEDULE_CHANGED,
         object_type="pool",
         object_id=pool.pool_id,
         object_repr=pool.name,
@@ -91,3 +92,31 @@ def describe(pool: UserPool) -> str:
         return f"{text}; never synced, due now"
     assert due is not None
     return f"{text}; next due {due:%Y-%m-%d %H:%M} UTC"
+
+
+@transaction.atomic
+def periodic_tasks_set_enabled(*, task_ids: list[int], enabled: bool, actor: str) -> int:
+    """Switch beat's periodic tasks (sweep-outbox, the pulls' fan-out, ...) on or off. Local only;
+    one `schedule_changed` event per task that changed. Idempotent: returns how many changed."""
+    changed = 0
+    for task in PeriodicTask.objects.select_for_update().filter(pk__in=task_ids).order_by("pk"):
+        if task.enabled == enabled:
+            continue
+        task.enabled = enabled
+        if not enabled:
+            task.last_run_at = None
+        task.save(update_fields=["enabled", "last_run_at"])
+        changed += 1
+        audit.record(
+            action=audit.Action.SCHEDULE_CHANGED,
+            object_type="periodic_task",
+            object_id=str(task.pk),
+            object_repr=task.name,
+            changes={"enabled": [not enabled, enabled]},
+            detail={"task": task.task},
+            source=audit.Source.ADMIN,
+            actor=actor,
+        )
+    if changed:
+        PeriodicTasks.update_changed()
+    return changed
