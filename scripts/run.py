@@ -125,6 +125,10 @@ def main() -> int:
         print(f"    Cognito: local emulator on {env['AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER']}")
 
     manage("migrate", "--noinput", env=env)
+    if env.get("DJANGO_DEBUG", "").strip().lower() not in TRUE:
+        # With DEBUG off the admin's pages name their static files through whitenoise's manifest,
+        # which only collectstatic writes: without it every page is a 500.
+        manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
     login = ensure_admin_login(env, mode)
 
     url = f"http://127.0.0.1:{env['PORT']}/admin/"
