@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "directory",
 ]
 
@@ -57,7 +58,36 @@ MIDDLEWARE = [
     # https://django-csp.readthedocs.io/ — no site-wide policy (CONTENT_SECURITY_POLICY is unset);
     # views that show operator-authored HTML (the message editor) set theirs with csp.decorators.csp.
     "csp.middleware.CSPMiddleware",
+    # https://django-axes.readthedocs.io/ — last, so it sees the login view's outcome.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling and a record of failed logins (django-axes): after AXES_FAILURE_LIMIT wrong
+# passwords for one username from one address, that pair is locked out for the cool-off time.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("DJANGO_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+
+# Production security (https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/): off by
+# default so `make run` works over plain http on 127.0.0.1; README "Configuration" lists the values
+# with which `manage.py check --deploy` is clean.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=False)
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# An operator's session lasts a working day, not Django's two weeks.
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 3600)
 
 ROOT_URLCONF = "cognito_admin.urls"
 

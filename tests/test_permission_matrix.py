@@ -1,6 +1,7 @@
 """The permission matrix, generated from the admin registry: every admin URL of every registered
 model, requested as anonymous, as staff without permissions, as staff holding exactly one
-permission (each of the directory's, the schedules' and Django's accounts'), and as a superuser;
+permission (each of the directory's, the schedules', Django's accounts' and the login record's), and as a
+superuser;
 and every admin action, offered only to those holding the permissions it declares.
 
 No wrong grant: a page answers 200 only to someone holding a permission of the model it belongs
@@ -11,6 +12,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
@@ -30,7 +32,7 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-APPS = ("directory", "django_celery_beat", "auth")
+APPS = ("directory", "django_celery_beat", "auth", "axes")
 # Pool pages whose permission belongs to another model: creating test users is a user permission.
 OTHER_MODEL_PERMISSIONS = {
     "directory_userpool_create_test_user": {"create_test_user_cognitouser"},
@@ -68,6 +70,13 @@ def objects(django_user_model):
         ),
         "auth.User": django_user_model.objects.create_user("someone", password="pw"),
         "auth.Group": Group.objects.create(name="operators"),
+        "axes.AccessAttempt": AccessAttempt.objects.create(
+            username="mallory", ip_address="192.0.2.1", user_agent="probe", failures_since_start=1
+        ),
+        "axes.AccessLog": AccessLog.objects.create(username="ops", ip_address="192.0.2.2", user_agent="probe"),
+        "axes.AccessFailureLog": AccessFailureLog.objects.create(
+            username="mallory", ip_address="192.0.2.1", user_agent="probe"
+        ),
     }
 
 

@@ -6,7 +6,7 @@ from . import audit, clients, groups, pools, runs, users  # noqa: F401 - registe
 
 from . import bulkjobs  # noqa: F401 isort: skip - registers BulkJobAdmin
 from . import changes  # noqa: F401 isort: skip - registers PendingChangeAdmin
-from . import checks, schedules  # noqa: F401 isort: skip - the action-permission check; guarded beat admin
+from . import accounts, checks, schedules  # noqa: F401 isort: skip - the action check; guarded third-party admins
 
 admin.site.site_header = "Cognito directory"
 admin.site.site_title = "Cognito directory"
