@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 from http import HTTPStatus
 
 import boto3
@@ -15,6 +16,7 @@ from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.core import serializers
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.urls import reverse
 
 import emulator
@@ -403,3 +405,36 @@ def test_worker_follows_the_status_in_cognito(emu, world, django_capture_on_comm
         first = resend_services.cognito_user_resend_code_request(user=world["carol"], actor="op")
         again = resend_services.cognito_user_resend_code_request(user=world["carol"], actor="op")
     assert first is not None and again is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_clicks_send_no_more_than_the_limit(emu, world, calls):
+    """Twenty operators click "Resend" for the same user at once: the per-user limit holds."""
+    carol = world["carol"]
+    clicks = 20
+    start = threading.Barrier(clicks)
+    outcomes: list[str] = []
+
+    def click() -> None:
+        try:
+            user = CognitoUser.objects.select_related("pool").get(pk=carol.pk)
+            start.wait(timeout=30)
+            resend_services.cognito_user_resend_code(user=user, actor="op")
+            outcomes.append("sent")
+        except ValidationError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=click) for _ in range(clicks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes) == ["refused"] * (clicks - resend_services.RESEND_LIMIT_PER_HOUR) + [
+        "sent"
+    ] * resend_services.RESEND_LIMIT_PER_HOUR
+    assert len(sends(calls)) == resend_services.RESEND_LIMIT_PER_HOUR
+    assert AuditEvent.objects.filter(action="resend_code", object_id="carol").count() == (
+        resend_services.RESEND_LIMIT_PER_HOUR
+    )

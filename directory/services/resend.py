@@ -46,7 +46,6 @@ def cognito_user_resend_code(
     (a new temporary password and invitation) for FORCE_CHANGE_PASSWORD, ResendConfirmationCode for
     UNCONFIRMED; refused (ValidationError) for other states and past RESEND_LIMIT_PER_HOUR. Audited
     (`resend_code`, with Cognito's delivery details, or the error). Not idempotent: each call sends."""
-    plan = resend_code_check(user=user)
     gw = gateway or CognitoGateway(user.pool.region, purpose="interactive")
     event = {
         "object_type": "user",
@@ -56,19 +55,33 @@ def cognito_user_resend_code(
         "source": source,
         "actor": actor,
     }
-    try:
-        result = resend_code_send(gateway=gw, pool=user.pool, username=user.username, plan=plan)
-    except CognitoError as exc:
-        message = resend_code_error(exc)
-        with transaction.atomic():
+    failure: ValidationError | None = None
+    # One resend of a user at a time: the check, the call and its audit event happen under the
+    # user's row lock, so simultaneous clicks cannot all pass the limit before any is recorded.
+    with transaction.atomic():
+        _lock(user)
+        plan = resend_code_check(user=user)
+        try:
+            result = resend_code_send(gateway=gw, pool=user.pool, username=user.username, plan=plan)
+        except CognitoError as exc:
+            message = resend_code_error(exc)
             audit.record(
                 action=audit.Action.RESEND_CODE, outcome=audit.Outcome.FAILED,
                 detail={"api": plan.api, "error": message, "code": exc.code}, **event,
             )
-        raise ValidationError({"status": [f"Resend to {user.username} failed: {message}."]}) from exc
-    with transaction.atomic():
-        audit.record(action=audit.Action.RESEND_CODE, outcome=audit.Outcome.OK, detail=result, **event)
+            failure = ValidationError({"status": [f"Resend to {user.username} failed: {message}."]})
+            failure.__cause__ = exc
+        else:
+            audit.record(action=audit.Action.RESEND_CODE, outcome=audit.Outcome.OK, detail=result, **event)
+    if failure is not None:
+        raise failure  # after the commit: the failed attempt stays in the audit log
     return result
+
+
+def _lock(user: CognitoUser) -> None:
+    """Take the user's row lock for the rest of the transaction. (SQLite has no row locks: there
+    every transaction starts IMMEDIATE, holding the database's write lock until it ends.)"""
+    CognitoUser.objects.select_for_update().filter(pk=user.pk).exists()
 
 
 @transaction.atomic
@@ -78,6 +91,7 @@ def cognito_user_resend_code_request(
     """Queue a resend through the outbox (bulk action): the worker re-reads the user's status in
     Cognito, makes the call cognito_user_resend_code would and audits `applied` with the delivery
     details. Refused like cognito_user_resend_code; None when one is already queued for the user."""
+    _lock(user)
     resend_code_check(user=user)
     if has_active_change(pool=user.pool, object_type="user", object_key=user.username, operation=RESEND_OPERATION):
         return None
