@@ -265,3 +265,24 @@ def test_pull_does_not_overwrite_a_field_with_a_pending_change(cognito, mirrored
     assert pull_pool(pool=pool).status == "succeeded"
     user.refresh_from_db()
     assert user.name == "Remote"
+
+
+def test_failed_push_that_cannot_reread_reverts_the_mirror(cognito, mirrored):
+    """The call fails and Cognito cannot be read afterwards: the mirror stops showing the value
+    that was never applied."""
+    pool, _ = mirrored
+    user = CognitoUser.objects.get(pool=pool, username="user2")
+    change = user_services.cognito_user_set_enabled(user=user, enabled=False, actor="k")
+    user.refresh_from_db()
+    assert user.enabled is False  # shown at once, while the change is on its way
+    client = gateway.get_client("us-east-1")
+    with (
+        inject(client, "AdminDisableUser", lambda n: True, code="InvalidParameterException"),
+        inject(client, "ListUsers", lambda n: n >= 2, code="InvalidParameterException"),
+    ):
+        result = apply_change(change.pk)
+    assert result.status == "failed"
+    user.refresh_from_db()
+    assert user.enabled is True
+    assert cognito.admin_get_user(UserPoolId=pool.pool_id, Username="user2")["Enabled"] is True
+    assert AuditEvent.objects.filter(correlation_id=str(change.correlation_id), action="failed").exists()

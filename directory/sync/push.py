@@ -30,6 +30,7 @@ from ..gateway import (
     full_update_request,
 )
 from ..mapping import client_fields, group_fields, pool_fields, pool_hash, record_hash, user_fields, user_hash
+from ..mirror import revert_mirror
 from ..models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
 from ..settings_catalog import pool_value
 
@@ -406,7 +407,11 @@ def apply_change(change_pk: int, *, gateway: CognitoGateway | None = None) -> Pe
             with transaction.atomic():
                 handler.refresh(change, gw)
         except CognitoError:
-            logger.warning("could not re-read %s after a failed change", change.object_key)
+            # Cognito cannot tell what it holds: the mirror must not keep showing a value that was
+            # never applied, so it goes back to what the change started from (the next pull confirms).
+            logger.warning("could not re-read %s after a failed change; its mirror is reverted", change.object_key)
+            with transaction.atomic():
+                revert_mirror(change)
         with transaction.atomic():
             _finish(change, PendingChange.Status.FAILED, error=str(exc), retries=gw.retries)
     change.refresh_from_db()
