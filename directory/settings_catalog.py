@@ -64,6 +64,28 @@ POOL_SETTING_FIELDS = [
 ]
 
 
+# The UserPool columns each top-level UpdateUserPool key lands in (a re-read after a push audits
+# what moved in the other columns).
+POOL_FIELDS_BY_REQUEST_KEY = {
+    "Policies": {"password_policy", TEMPORARY_PASSWORD_DAYS},
+    "MfaConfiguration": {"mfa_configuration"},
+    "AdminCreateUserConfig": {"admin_create_user_config", "allow_admin_create_user_only", TEMPORARY_PASSWORD_DAYS},
+    "DeletionProtection": {"deletion_protection"},
+    "VerificationMessageTemplate": {"verification_message_template"},
+    "EmailVerificationMessage": {"verification_message_template"},
+    "EmailVerificationSubject": {"verification_message_template"},
+    "SmsVerificationMessage": {"verification_message_template", "sms_configuration"},
+}
+
+
+def pool_fields_for_request_keys(paths: list[str]) -> set[str]:
+    """The UserPool columns a change's UpdateUserPool paths touch."""
+    fields: set[str] = set()
+    for path in paths:
+        fields |= POOL_FIELDS_BY_REQUEST_KEY.get(path.split(".", 1)[0], set())
+    return fields
+
+
 def pool_value(described: dict[str, Any], path: str) -> Any:
     """A setting's value in a DescribeUserPool record, with Cognito's meaning for a missing key."""
     value: Any = described

@@ -286,3 +286,36 @@ def test_failed_push_that_cannot_reread_reverts_the_mirror(cognito, mirrored):
     assert user.enabled is True
     assert cognito.admin_get_user(UserPoolId=pool.pool_id, Username="user2")["Enabled"] is True
     assert AuditEvent.objects.filter(correlation_id=str(change.correlation_id), action="failed").exists()
+
+
+def test_a_change_seen_by_a_push_is_audited_like_a_pull_would(cognito, mirrored):
+    """A user finished her first sign-in in Cognito, then an operator disabled her: the push's
+    re-read records the status change (source sync, linked to the change), not only its own."""
+    pool, _ = mirrored
+    user = CognitoUser.objects.get(pool=pool, username="user0")
+    assert user.status == "FORCE_CHANGE_PASSWORD"
+    cognito.admin_set_user_password(UserPoolId=pool.pool_id, Username="user0", Password="Passw0rd!Long", Permanent=True)
+    change = user_services.cognito_user_set_enabled(user=user, enabled=False, actor="ops")
+    assert apply_change(change.pk).status == "applied"
+    user.refresh_from_db()
+    assert (user.status, user.enabled) == ("CONFIRMED", False)
+    seen = AuditEvent.objects.get(correlation_id=str(change.correlation_id), action="updated")
+    assert seen.source == "sync" and seen.object_id == "user0"
+    assert seen.changes == {"status": ["FORCE_CHANGE_PASSWORD", "CONFIRMED"]}
+    assert seen.detail["seen_by_change"] == change.pk
+    # Nothing is left for the next pull to find, and nothing was lost.
+    assert pull_pool(pool=pool).status == "succeeded"
+    assert not AuditEvent.objects.filter(object_id="user0", action="updated").exclude(pk=seen.pk).exists()
+
+
+def test_a_pool_setting_changed_elsewhere_is_audited_by_the_push_that_sees_it(cognito, mirrored):
+    pool, _ = mirrored
+    described = cognito.describe_user_pool(UserPoolId=pool.pool_id)["UserPool"]
+    policy = {**described["Policies"]["PasswordPolicy"], "MinimumLength": 16}
+    cognito.update_user_pool(UserPoolId=pool.pool_id, Policies={"PasswordPolicy": policy})  # e.g. the CLI
+    change = pool_services.user_pool_update(pool=pool, changes={"deletion_protection": "INACTIVE"}, actor="ops")
+    assert apply_change(change.pk).status == "applied"
+    seen = AuditEvent.objects.get(correlation_id=str(change.correlation_id), action="updated")
+    assert seen.object_type == "pool" and seen.source == "sync"
+    assert seen.changes["password_policy"][1]["MinimumLength"] == 16
+    assert "deletion_protection" not in seen.changes

@@ -29,16 +29,28 @@ from ..gateway import (
     CognitoUnavailable,
     full_update_request,
 )
-from ..mapping import client_fields, group_fields, pool_fields, pool_hash, record_hash, user_fields, user_hash
+from ..mapping import (
+    USER_FIELDS,
+    client_fields,
+    diff,
+    group_fields,
+    model_values,
+    pool_fields,
+    pool_hash,
+    record_hash,
+    user_fields,
+    user_hash,
+)
 from ..mirror import revert_mirror
 from ..models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
-from ..settings_catalog import pool_value
+from ..settings_catalog import CLIENT_FIELD_BY_KEY, pool_fields_for_request_keys, pool_value
 
 logger = logging.getLogger(__name__)
 
 State = dict[str, Any]
 RETRYABLE = (CognitoThrottled, CognitoUnavailable)
 Operation = PendingChange.Operation
+_GROUP_FIELDS = ("name", "description", "precedence", "role_arn", "remote_created_at", "remote_modified_at")
 
 
 class VerificationFailed(CognitoError):
@@ -241,13 +253,53 @@ def _pool_call(change: PendingChange, gw: CognitoGateway) -> None:
 # Mirror refresh ---------------------------------------------------------------------------------------
 
 
+# Bookkeeping that moves with any change, the operator's own included: not worth an event alone.
+_NOT_AUDITED = ("raw", "remote_modified_at", "estimated_number_of_users", "content_hash")
+
+
+def _audit_seen(change: PendingChange, *, object_type: str, object_id: str, object_repr: str,
+                before: dict[str, Any] | None, after: dict[str, Any] | None, touched: set[str]) -> None:
+    """What the re-read found changed in Cognito besides this change's own fields, audited as a
+    pull would (`created` / `updated` / `deleted`, source sync), linked to the change that saw it."""
+    if before is None and after is None:
+        return
+    if after is None:
+        action, changes = audit.Action.DELETED, {}
+    elif before is None:
+        action, changes = audit.Action.CREATED, diff({}, after, skip=_NOT_AUDITED)
+    else:
+        action = audit.Action.UPDATED
+        changes = {
+            key: value for key, value in diff(before, after, skip=_NOT_AUDITED).items()
+            if key not in touched and key.split(".", 1)[0] not in touched
+        }
+        if not changes:
+            return
+    audit.record(
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr,
+        pool_id=change.pool.pool_id,
+        changes=changes,
+        detail={"seen_by_change": change.pk, "operation": change.operation},
+        source=audit.Source.SYNC,
+        actor=change.actor,
+        correlation_id=str(change.correlation_id),
+    )
+
+
 def _refresh_user(change: PendingChange, gw: CognitoGateway) -> None:
     pool = change.pool
     record = gw.get_user(pool.pool_id, change.object_key)
     user = CognitoUser.objects.filter(pool=pool, username=change.object_key).first()
+    before = model_values(user, USER_FIELDS) if user is not None else None
     if record is None:
         if user is not None:
             user.delete()
+            if change.operation != Operation.USER_DELETE:
+                _audit_seen(change, object_type="user", object_id=change.object_key, object_repr=user.email,
+                            before=before, after=None, touched=set())
         return
     fields = user_fields(record)
     if user is None:
@@ -256,6 +308,8 @@ def _refresh_user(change: PendingChange, gw: CognitoGateway) -> None:
         setattr(user, name, value)
     user.content_hash = user_hash(fields)
     user.save()
+    _audit_seen(change, object_type="user", object_id=user.username, object_repr=user.email,
+                before=before, after=fields, touched=set(change.fields))
     group_fields_ = [f for f in change.fields if f.startswith("groups.")]
     if group_fields_:
         remote = set(gw.admin_list_groups_for_user(pool.pool_id, change.object_key))
@@ -272,34 +326,51 @@ def _refresh_user(change: PendingChange, gw: CognitoGateway) -> None:
 
 def _refresh_group(change: PendingChange, gw: CognitoGateway) -> None:
     pool = change.pool
+    group = CognitoGroup.objects.filter(pool=pool, name=change.object_key).first()
+    before = model_values(group, _GROUP_FIELDS) if group is not None else None
     try:
         fields = group_fields(gw.get_group(pool.pool_id, change.object_key))
     except CognitoNotFound:
         CognitoGroup.objects.filter(pool=pool, name=change.object_key).delete()
+        if group is not None and change.operation != Operation.GROUP_DELETE:
+            _audit_seen(change, object_type="group", object_id=change.object_key, object_repr=change.object_key,
+                        before=before, after=None, touched=set())
         return
-    group = CognitoGroup.objects.filter(pool=pool, name=change.object_key).first() or CognitoGroup(pool=pool)
+    group = group or CognitoGroup(pool=pool)
     for name, value in fields.items():
         setattr(group, name, value)
     group.content_hash = record_hash(fields)
     group.save()
+    if change.operation != Operation.GROUP_CREATE:
+        _audit_seen(change, object_type="group", object_id=group.name, object_repr=group.name,
+                    before=before, after={k: fields[k] for k in _GROUP_FIELDS}, touched=set(change.fields))
 
 
 def _refresh_client(change: PendingChange, gw: CognitoGateway) -> None:
     fields = client_fields(gw.describe_user_pool_client(change.pool.pool_id, change.object_key))
-    client = AppClient.objects.filter(client_id=change.object_key).first() or AppClient(pool=change.pool)
+    client = AppClient.objects.filter(client_id=change.object_key).first()
+    before = model_values(client, fields) if client is not None else None
+    client = client or AppClient(pool=change.pool)
     for name, value in fields.items():
         setattr(client, name, value)
     client.content_hash = record_hash(fields)
     client.save()
+    touched = {CLIENT_FIELD_BY_KEY.get(key, key) for key in change.fields}
+    _audit_seen(change, object_type="app_client", object_id=client.client_id, object_repr=client.name,
+                before=before, after=fields, touched=touched)
 
 
 def _refresh_pool(change: PendingChange, gw: CognitoGateway) -> None:
     pool = UserPool.objects.get(pk=change.pool_id)
     fields = pool_fields(gw.describe_user_pool(pool.pool_id), region=pool.region)
+    before = model_values(pool, [name for name in fields if name != "pool_id"])
     for name, value in fields.items():
         setattr(pool, name, value)
     pool.content_hash = pool_hash(fields)
     pool.save(update_fields=[*(name for name in fields if name != "pool_id"), "content_hash"])
+    _audit_seen(change, object_type="pool", object_id=pool.pool_id, object_repr=pool.name, before=before,
+                after={k: v for k, v in fields.items() if k != "pool_id"},
+                touched=pool_fields_for_request_keys(change.fields))
 
 
 def _resend_state(change: PendingChange, gw: CognitoGateway) -> State:
