@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's CSS/JS under gunicorn (docker-compose) without a front proxy.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A NUL character or a year past 9999 in a parameter is a 400 naming it, not a 500.
+    "cognito_admin.middleware.RefuseUnusableParameters",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

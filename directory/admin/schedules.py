@@ -1,12 +1,12 @@
 """Beat's periodic tasks in the admin: django-celery-beat's own admin, with a permission on every
 action (its enable / disable / toggle / run actions declare none, so view-only staff could stop
-the outbox sweeper) and each switch audited."""
+the outbox sweeper) and each switch audited; its raw schedule tables are not shown."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django_celery_beat.admin import PeriodicTaskAdmin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from ..sync import schedule
 
@@ -45,3 +45,8 @@ class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
 
 admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, GuardedPeriodicTaskAdmin)
+# Pools are scheduled on their own pages (Sync schedule); the system's tasks come with their
+# schedules from a migration. The raw schedule tables stay out of the admin: nothing here needs
+# them, and their forms answer some inputs with a 500 (celery's crontab parser raises).
+for schedule_model in (ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule):
+    admin.site.unregister(schedule_model)

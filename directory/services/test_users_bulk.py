@@ -18,6 +18,7 @@ from ..gateway import CognitoError, CognitoGateway, CognitoThrottled, CognitoUna
 from ..mapping import SECRET_KEYS, user_fields
 from ..models import BulkJob, CognitoGroup, UserPool
 from ..outbox import enqueue_bulk_job
+from ..validation import MAX_ATTRIBUTE_LENGTH
 from .test_users import (
     NewUser,
     add_to_groups,
@@ -78,7 +79,18 @@ def parse_csv(pool: UserPool, content: bytes) -> list[dict[str, str]]:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationError({"csv_file": ["csv_file: the file is not UTF-8 text."]}) from None
-    reader = csv.DictReader(io.StringIO(text))
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ValidationError({"csv_file": [f"csv_file: line {line} contains a NUL character; save it as plain text."]})
+    # newline="": the csv module then reads \r\n, \n and a lone \r (old Mac files) as line ends.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _csv_rows(pool, reader)
+    except csv.Error as exc:
+        raise ValidationError({"csv_file": [f"csv_file: line {reader.line_num}: {exc}."]}) from None
+
+
+def _csv_rows(pool: UserPool, reader: csv.DictReader) -> list[dict[str, str]]:
     headers = [h.strip() for h in reader.fieldnames or [] if h is not None]
     if not headers:
         raise ValidationError({"csv_file": ["csv_file: the file is empty; the first line must name the columns."]})
@@ -95,6 +107,12 @@ def parse_csv(pool: UserPool, content: bytes) -> list[dict[str, str]]:
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         if not any(row.values()):
             continue
+        too_long = next((k for k, v in row.items() if len(v) > MAX_ATTRIBUTE_LENGTH), None)
+        if too_long is not None:
+            raise ValidationError({"csv_file": [
+                f"csv_file: line {reader.line_num}: {too_long} is longer than {MAX_ATTRIBUTE_LENGTH} characters, "
+                f"Cognito's limit for an attribute value."
+            ]})
         rows.append({k: v for k, v in row.items() if v})
         if len(rows) > BULK_MAX_ROWS:
             raise ValidationError({"csv_file": [f"csv_file: at most {BULK_MAX_ROWS} rows per upload."]})
