@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import regex
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 
+from .gateway import service_shape
 from .models import UserPool
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -100,15 +102,30 @@ def validate_user_attributes(pool: UserPool, attributes: dict[str, str], *, crea
     return cleaned
 
 
-GROUP_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$", re.UNICODE)
+GROUP_NAME = re.compile(r"^[\w+=,.@-]{1,128}$", re.UNICODE)
+
+
+def shape_problems(shape_name: str, value: str) -> list[str]:
+    """What Cognito's request model (botocore's cognito-idp shape) refuses in a string value:
+    its length range and its pattern, which must match the whole value."""
+    meta = service_shape(shape_name).metadata
+    problems = []
+    if "min" in meta and len(value) < meta["min"]:
+        problems.append(f"at least {meta['min']} character(s)")
+    if "max" in meta and len(value) > meta["max"]:
+        problems.append(f"at most {meta['max']} characters (it has {len(value)})")
+    pattern = meta.get("pattern")
+    if pattern and value and not regex.fullmatch(pattern, value):
+        problems.append(f"only characters Cognito's {shape_name} allows (pattern {pattern})")
+    return problems
 
 
 def validate_group(
     *, name: str | None = None, description: str = "", precedence: int | None = None, role_arn: str = ""
 ) -> None:
     errors: dict[str, list[str]] = {}
-    if name is not None and not GROUP_NAME.match(name):
-        errors["name"] = ["Group name must be 1-128 letters, digits, spaces or + = , . @ - _."]
+    if name is not None and (not GROUP_NAME.match(name) or shape_problems("GroupNameType", name)):
+        errors["name"] = ["Group name must be 1-128 letters, digits or + = , . @ - _ (no spaces or line breaks)."]
     if description and len(description) > 2048:
         errors["description"] = [f"Description is {len(description)} characters; Cognito allows at most 2048."]
     if precedence is not None and not 0 <= precedence <= 2_147_483_647:
@@ -122,6 +139,8 @@ def validate_group(
 def validate_urls(field: str, urls: list[str]) -> None:
     validator = URLValidator(schemes=["https", "http"])
     for url in urls:
+        if problems := shape_problems("RedirectUrlType", url):
+            raise ValidationError({field: [f"{url[:80]!r}: a redirect URL needs {'; '.join(problems)}."]})
         try:
             validator(url)
         except ValidationError:

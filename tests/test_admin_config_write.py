@@ -136,6 +136,8 @@ def test_group_bulk_delete(admin_client, cognito, mirrored, django_capture_on_co
     ({"name": "admins", "precedence": "1"}, "name"),
     ({"name": "ops", "role_arn": "not-an-arn"}, "role_arn"),
     ({"name": "ops", "description": "x" * 2049}, "description"),
+    ({"name": "ops\nteam", "precedence": "1"}, "name"),
+    ({"name": "ops team", "precedence": "1"}, "name"),
 ])
 def test_group_bad_input(admin_client, mirrored, data, field):
     pool, _ = mirrored
@@ -265,6 +267,11 @@ def test_client_oauth_edit(admin_client, cognito, mirrored, django_capture_on_co
     ({"explicit_auth_flows": ["ALLOW_MAGIC"]}, "explicit_auth_flows"),
     ({"prevent_user_existence_errors": "SOMETIMES"}, "prevent_user_existence_errors"),
     ({"prevent_user_existence_errors": ""}, "prevent_user_existence_errors"),
+    # Refused by Cognito's own request model (ScopeType, RedirectUrlType): a field error here, not
+    # a failure later in the worker.
+    ({"allowed_oauth_scopes": "openid\nread write"}, "allowed_oauth_scopes"),
+    ({"allowed_oauth_scopes": 'say "hi"'}, "allowed_oauth_scopes"),
+    ({"callback_urls": "https://app.example.com/" + "a" * 1100}, "callback_urls"),
 ])
 def test_client_bad_input(admin_client, mirrored, overrides, field):
     _, client = mirrored

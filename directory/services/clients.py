@@ -13,7 +13,7 @@ from ..gateway import service_enum
 from ..models import AppClient, PendingChange
 from ..outbox import request_change
 from ..settings_catalog import CLIENT_SETTINGS
-from ..validation import validate_urls
+from ..validation import shape_problems, validate_urls
 
 
 def api_enum(shape: str) -> list[str]:
@@ -45,6 +45,16 @@ def validate_client_changes(client: AppClient, changes: dict[str, Any]) -> None:
         if bad:
             errors["allowed_oauth_flows"] = [
                 f"Unknown OAuth flow(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}."
+            ]
+    scopes = changes.get("allowed_oauth_scopes")
+    if scopes is not None:
+        bad_scopes = [(scope, shape_problems("ScopeType", scope)) for scope in scopes]
+        bad_scopes = [(scope, problems) for scope, problems in bad_scopes if problems]
+        if bad_scopes:
+            scope, problems = bad_scopes[0]
+            errors["allowed_oauth_scopes"] = [
+                f"Scope {scope[:60]!r} needs {'; '.join(problems)}: printable ASCII without spaces, quotes or "
+                f"backslashes, as in openid, email or resource-server/read."
             ]
     pue = changes.get("prevent_user_existence_errors")
     if pue not in (None, "") and pue not in service_enum("PreventUserExistenceErrorTypes"):
