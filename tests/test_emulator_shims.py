@@ -349,6 +349,26 @@ def test_admin_messages_page_hidden_outside_local_mode(emu, admin_client, settin
 
 
 @pytest.mark.django_db
+def test_view_only_staff_see_no_codes_or_temporary_passwords(emu, admin_client, settings, client, django_user_model):
+    settings.COGNITO_LOCAL_MODE = True
+    pool = _mirrored_pool_with_messages(emu)
+    url = reverse("admin:directory_userpool_messages_sent", args=[pool.pk])
+    codes = [m["code"] for m in admin_client.get(url, {"format": "json"}).json()["messages"]]
+    assert len(codes) == 2 and all(codes)
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_userpool"))
+    client.force_login(viewer)
+    page = client.get(url).content.decode()
+    as_json = client.get(url, {"format": "json"}).content.decode()
+    for code in codes:
+        assert code not in page and code not in as_json
+    assert "Your username is carol and temporary password is ••••••" in page
+    viewer.user_permissions.add(Permission.objects.get(codename="resend_code_cognitouser"))
+    client.force_login(django_user_model.objects.get(pk=viewer.pk))
+    assert all(code in client.get(url).content.decode() for code in codes)
+
+
+@pytest.mark.django_db
 def test_admin_messages_page_says_when_the_emulator_is_unreachable(admin_client, settings, monkeypatch):
     settings.COGNITO_LOCAL_MODE = True
     monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", "http://127.0.0.1:9")

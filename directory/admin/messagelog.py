@@ -44,6 +44,27 @@ def fetch_messages(pool_id: str, *, username: str = "", timeout: float = 5) -> l
         return json.load(response)["messages"]
 
 
+# Who may read the codes and temporary passwords in the log: operators who could send one anyway.
+SEE_CODES = ("directory.resend_code_cognitouser", "directory.create_test_user_cognitouser")
+HIDDEN = "••••••"
+
+
+def may_see_codes(user) -> bool:
+    return any(user.has_perm(permission) for permission in SEE_CODES)
+
+
+def without_codes(message: dict[str, Any]) -> dict[str, Any]:
+    """The message with its code or temporary password blanked out, wherever it appears."""
+    code = str(message.get("code") or "")
+    if not code:
+        return message
+    hidden = {**message, "code": HIDDEN}
+    for key in ("subject", "body"):
+        if isinstance(hidden.get(key), str):
+            hidden[key] = hidden[key].replace(code, HIDDEN)
+    return hidden
+
+
 @csp(PAGE_CSP)
 def messages_sent_view(model_admin, request, object_id):
     """`userpool/<pk>/messages-sent/` (`?username=` narrows to one user, `?format=json` answers JSON)."""
@@ -61,6 +82,9 @@ def messages_sent_view(model_admin, request, object_id):
     except (OSError, ValueError, KeyError) as exc:
         found = []
         error = f"The emulator's message log could not be read at {emulator_endpoint() or '(no endpoint)'}: {exc}"
+    if not may_see_codes(request.user):
+        # View-only staff see that a message went out, not the code or password that signs a user in.
+        found = [without_codes(message) for message in found]
     if request.GET.get("format") == "json":
         return JsonResponse({"pool_id": pool.pool_id, "messages": found, "error": error}, status=502 if error else 200)
     context = {
