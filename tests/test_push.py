@@ -319,3 +319,21 @@ def test_a_pool_setting_changed_elsewhere_is_audited_by_the_push_that_sees_it(co
     assert seen.object_type == "pool" and seen.source == "sync"
     assert seen.changes["password_policy"][1]["MinimumLength"] == 16
     assert "deletion_protection" not in seen.changes
+
+
+def test_a_second_quick_edit_builds_on_the_first(cognito, mirrored, django_capture_on_commit_callbacks):
+    """Two edits of the same setting in a row, their messages taken in the wrong order (two workers,
+    a redelivery): the second waits for the first and lands, instead of ending as a conflict."""
+    pool, _ = mirrored
+    first = pool_services.user_pool_update(pool=pool, changes={"password_policy": {"MinimumLength": 12}}, actor="a")
+    pool = UserPool.objects.get(pk=pool.pk)
+    second = pool_services.user_pool_update(pool=pool, changes={"password_policy": {"MinimumLength": 14}}, actor="b")
+    assert second.before["Policies.PasswordPolicy"]["MinimumLength"] == 12  # made on top of the first
+    assert apply_change(second.pk) is None  # waits: the first is still on its way
+    assert PendingChange.objects.get(pk=second.pk).status == "pending"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert apply_change(first.pk).status == "applied"  # ...and, once done, sends the second
+    assert PendingChange.objects.get(pk=second.pk).status == "applied"
+    described = cognito.describe_user_pool(UserPoolId=pool.pool_id)["UserPool"]
+    assert described["Policies"]["PasswordPolicy"]["MinimumLength"] == 14
+    assert not AuditEvent.objects.filter(action="conflict").exists()

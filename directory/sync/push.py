@@ -43,6 +43,7 @@ from ..mapping import (
 )
 from ..mirror import revert_mirror
 from ..models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
+from ..outbox import enqueue_change
 from ..settings_catalog import CLIENT_FIELD_BY_KEY, pool_fields_for_request_keys, pool_value
 
 logger = logging.getLogger(__name__)
@@ -431,10 +432,20 @@ def _same(state: State, wanted: dict[str, Any]) -> bool:
     return all(state.get(k) == v for k, v in wanted.items())
 
 
+def _same_object(change: PendingChange):
+    return PendingChange.objects.filter(
+        pool_id=change.pool_id, object_type=change.object_type, object_key=change.object_key
+    )
+
+
 def _claim(change_pk: int) -> PendingChange | None:
     with transaction.atomic():
         change = PendingChange.objects.select_for_update().select_related("pool").filter(pk=change_pk).first()
         if change is None or change.status not in PendingChange.ACTIVE:
+            return None
+        if _same_object(change).filter(pk__lt=change.pk, status__in=PendingChange.ACTIVE).exists():
+            # An earlier change of this object is still on its way: this one was made on top of it
+            # (its `before` is that change's `after`), so it waits, and is sent when that one ends.
             return None
         change.status = PendingChange.Status.APPLYING
         change.attempts += 1
@@ -449,6 +460,24 @@ def apply_change(change_pk: int, *, gateway: CognitoGateway | None = None) -> Pe
     change = _claim(change_pk)
     if change is None:
         return None
+    try:
+        return _apply(change, gateway)
+    finally:
+        _send_next(change)
+
+
+def _send_next(change: PendingChange) -> None:
+    """Once a change has ended, the next change of the same object that waited for it is sent."""
+    if PendingChange.objects.filter(pk=change.pk, status__in=PendingChange.ACTIVE).exists():
+        return  # put back to pending (throttled): it is retried first, the next keeps waiting
+    following = (
+        _same_object(change).filter(pk__gt=change.pk, status=PendingChange.Status.PENDING).order_by("pk").first()
+    )
+    if following is not None:
+        enqueue_change(following.pk)
+
+
+def _apply(change: PendingChange, gateway: CognitoGateway | None) -> PendingChange:
     gw = gateway or CognitoGateway(change.pool.region)
     handler = HANDLERS[change.operation]
     desired = change.payload["after"]
