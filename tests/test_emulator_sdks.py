@@ -258,7 +258,9 @@ def test_secret_client_with_and_without_the_secret_hash(library, demo):
     without = App(with_secret.endpoint, with_secret.pool_id, with_secret.client_id)  # same client, no secret given
     refused = library.sign_in(without, signin["username"], signin["password"])
     assert (refused["error"], refused["message"]) == (
-        "NotAuthorizedException", f"Client {with_secret.client_id} is configured for secret but secret was not received")
+        "NotAuthorizedException",
+        f"Client {with_secret.client_id} is configured for secret but secret was not received",
+    )
     if library.name == "identity-js":
         return  # identity-js cannot compute a SECRET_HASH: Cognito tells apps to use a client without a secret
     wrong = App(with_secret.endpoint, with_secret.pool_id, with_secret.client_id, "not-the-secret")
