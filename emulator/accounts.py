@@ -134,7 +134,8 @@ def sign_up(environ: Environ, params: dict[str, Any], app: WSGIApp) -> Any:
     password = passwords.check_policy(pool, params.get("Password"))
     given = {a["Name"]: a["Value"] for a in params.get("UserAttributes") or []}
     for attribute in pool.extended_config.get("UsernameAttributes") or []:
-        if "@" in username if attribute == "email" else username.startswith("+"):
+        looks_like = "@" in username if attribute == "email" else username.startswith("+")
+        if looks_like:  # the e-mail / phone that is the username counts as that attribute
             given.setdefault(attribute, username)
     _required_missing(pool, given)
     status, headers, data = call_through(app, environ, read_body(environ))

@@ -76,6 +76,7 @@ def _new(cls: type, data: dict[str, Any]) -> Any:
 
 
 def dump_pool(pool: Any) -> dict[str, Any]:
+    # Calls moto answers itself run without the state lock: every collection is copied before use.
     tokens.prune(pool)
     users = []
     for user in list(pool.users.values()):
@@ -89,7 +90,7 @@ def dump_pool(pool: Any) -> dict[str, Any]:
     return {
         **{name: getattr(pool, name) for name in _POOL_FIELDS},
         **_dates(pool),
-        "schema_attributes": [dict(a.__dict__) for a in pool.schema_attributes.values()],
+        "schema_attributes": [dict(a.__dict__) for a in list(pool.schema_attributes.values())],
         "clients": [
             {
                 "id": c.id,
@@ -98,7 +99,7 @@ def dump_pool(pool: Any) -> dict[str, Any]:
                 "generate_secret": c.generate_secret,
                 "extended_config": c.extended_config,
             }
-            for c in pool.clients.values()
+            for c in list(pool.clients.values())
         ],
         "groups": [
             {
@@ -109,18 +110,18 @@ def dump_pool(pool: Any) -> dict[str, Any]:
                 "precedence": g.precedence,
                 **_dates(g),
             }
-            for g in pool.groups.values()
+            for g in list(pool.groups.values())
         ],
         "users": users,
         "identity_providers": [
             {"name": p.name, "extended_config": p.extended_config, **_dates(p)}
-            for p in pool.identity_providers.values()
+            for p in list(pool.identity_providers.values())
         ],
-        "resource_servers": [dict(r.__dict__) for r in pool.resource_servers.values()],
-        "refresh_tokens": {t: list(v) for t, v in pool.refresh_tokens.items() if v},
-        "refresh_meta": getattr(pool, "emulator_refresh_meta", {}),
-        "access_tokens": {t: list(v) for t, v in pool.access_tokens.items()},
-        "access_exp": getattr(pool, "emulator_access_exp", {}),
+        "resource_servers": [dict(r.__dict__) for r in list(pool.resource_servers.values())],
+        "refresh_tokens": {t: list(v) for t, v in list(pool.refresh_tokens.items()) if v},
+        "refresh_meta": dict(getattr(pool, "emulator_refresh_meta", {})),
+        "access_tokens": {t: list(v) for t, v in list(pool.access_tokens.items())},
+        "access_exp": dict(getattr(pool, "emulator_access_exp", {})),
         "signing_key": getattr(pool, "emulator_signing_key", None),
     }
 
@@ -186,14 +187,14 @@ def dump() -> dict[str, Any]:
     """Everything, as one JSON-able dict (under the state lock: one consistent snapshot)."""
     with STATE_LOCK:
         regions = {}
-        for region, backend in cognitoidp_backends[ACCOUNT_ID].items():
+        for region, backend in list(cognitoidp_backends[ACCOUNT_ID].items()):
             if region == "global" or not (backend.user_pools or backend.user_pool_domains):
                 continue
             regions[region] = {
                 "pools": [dump_pool(p) for p in list(backend.user_pools.values())],
                 "domains": [
                     {"user_pool_id": d.user_pool_id, "domain": d.domain, "custom_domain_config": d.custom_domain_config}
-                    for d in backend.user_pool_domains.values()
+                    for d in list(backend.user_pool_domains.values())
                 ],
             }
         return {"version": VERSION, "regions": regions, "messages": MESSAGE_LOG.dump()}

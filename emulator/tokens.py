@@ -204,15 +204,15 @@ def prune(pool: Any) -> None:
     """Drop expired refresh tokens and access tokens (before the state is written)."""
     now = time.time()
     meta = _refresh_meta(pool)
-    for token in [t for t, m in meta.items() if m["expires"] < now or pool.refresh_tokens.get(t) is None]:
+    for token in [t for t, m in list(meta.items()) if m["expires"] < now or pool.refresh_tokens.get(t) is None]:
         meta.pop(token, None)
         pool.refresh_tokens.pop(token, None)
-    for token in [t for t in pool.refresh_tokens if t not in meta]:
+    for token in [t for t in list(pool.refresh_tokens) if t not in meta]:
         pool.refresh_tokens.pop(token, None)  # moto's own (tokens it made before the emulator's shims)
     expiry = access_expiry(pool)
     for token in list(pool.access_tokens):
         if expiry.get(token, 0) < now:  # expired, or moto's own (made before the emulator's shims)
             pool.access_tokens.pop(token, None)
             expiry.pop(token, None)
-    for token in [t for t in expiry if t not in pool.access_tokens]:
+    for token in [t for t in list(expiry) if t not in pool.access_tokens]:
         expiry.pop(token, None)  # signed out

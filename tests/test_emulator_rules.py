@@ -268,3 +268,79 @@ def test_state_survives_a_restart_and_the_mirror_sees_no_change(cognito, tmp_pat
     finally:
         server.stop()
         gateway.reset_clients()
+
+
+class Command:
+    """`manage.py cognito_emulator` in a subprocess with its own var directory."""
+
+    def __init__(self, var_dir, port, *args):
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        env = {**os.environ, "DJANGO_DEBUG": "true", "PYTHONUNBUFFERED": "1", "COGNITO_ADMIN_VAR_DIR": str(var_dir)}
+        env.pop("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "cognito_emulator", "--port", str(port), *args],
+            cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_for(self, text, timeout=120):
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert self.proc.poll() is None, "".join(self.lines)
+            assert time.monotonic() < deadline, "".join(self.lines)
+            self.lines.append(self.proc.stdout.readline())
+        return "".join(self.lines)
+
+    def stop(self):
+        self.proc.terminate()
+        assert self.proc.wait(timeout=20) == 0, "".join(self.lines) + self.proc.stdout.read()
+
+
+@pytest.mark.slow
+def test_command_keeps_its_state_across_a_restart_and_reset_starts_afresh(tmp_path):
+    from tests.procs import free_port
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    first = Command(tmp_path, port, "--seed", "demo")
+    try:
+        assert "(new)" in first.wait_for("  staff-portal")
+        emu = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=endpoint)
+        pools = {p["Name"]: p["Id"] for p in emu.list_user_pools(MaxResults=10)["UserPools"]}
+        created = emu.admin_create_user(UserPoolId=pools["webchat"], Username="kept@example.com",
+                                        TemporaryPassword="Temp-Passw0rd!1", MessageAction="SUPPRESS",
+                                        UserAttributes=[{"Name": "name", "Value": "Kept"}])["User"]
+    finally:
+        first.stop()
+    state = tmp_path / "cognito-emulator" / "state.json"
+    assert state.exists() and "Temp-Passw0rd!1" not in state.read_text()
+
+    second = Command(tmp_path, port, "--seed", "demo")
+    try:
+        output = second.wait_for("  staff-portal")
+        assert "4 pools restored" in output and "already there" in output
+        emu = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=endpoint)
+        assert {p["Name"]: p["Id"] for p in emu.list_user_pools(MaxResults=10)["UserPools"]} == pools
+        kept = emu.admin_get_user(UserPoolId=pools["webchat"], Username="kept@example.com")
+        assert kept["Username"] == created["Username"] and kept["UserStatus"] == "FORCE_CHANGE_PASSWORD"
+        (chatapp,) = emu.list_user_pool_clients(UserPoolId=pools["webchat"], MaxResults=10)["UserPoolClients"]
+        challenge = password_sign_in(emu, chatapp["ClientId"], "kept@example.com", "Temp-Passw0rd!1")
+        assert challenge["ChallengeName"] == "NEW_PASSWORD_REQUIRED"
+    finally:
+        second.stop()
+
+    third = Command(tmp_path, port, "--seed", "demo", "--reset")
+    try:
+        assert "(new)" in third.wait_for("  staff-portal")
+        emu = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=endpoint)
+        assert {p["Name"]: p["Id"] for p in emu.list_user_pools(MaxResults=10)["UserPools"]} == pools
+        with pytest.raises(ClientError) as exc:
+            emu.admin_get_user(UserPoolId=pools["webchat"], Username="kept@example.com")
+        assert code_of(exc) == "UserNotFoundException"
+    finally:
+        third.stop()
