@@ -129,7 +129,7 @@ def pool_for_client(region: str, client_id: str) -> Any:
 
 def find_user(pool: Any, username: str, *, missing: str = "User does not exist.") -> Any:
     """A user by Username, or by an e-mail / phone alias or username attribute, as Cognito finds one."""
-    user = pool.users.get(username) or pool._get_user(username) if username else None
+    user = (pool.users.get(username) or pool._get_user(username)) if username else None
     if user is None and username:
         aliases = pool.extended_config.get("AliasAttributes") or []
         for candidate in list(pool.users.values()):

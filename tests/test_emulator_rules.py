@@ -161,6 +161,10 @@ def test_token_validity_follows_the_client(emu):
     assert result["ExpiresIn"] == 300 == access["exp"] - access["iat"]
     assert identity["exp"] - identity["iat"] == 7200
     assert identity["cognito:username"] == "di" and identity["email"] == "di@example.com"
+    with pytest.raises(ClientError) as exc:  # ADMIN_USER_PASSWORD_AUTH checks the password like the others
+        emu.admin_initiate_auth(UserPoolId=pool_id, ClientId=app["ClientId"], AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                                AuthParameters={"USERNAME": "di", "PASSWORD": "Wrong-Passw0rd!"})
+    assert code_of(exc) == "NotAuthorizedException" and "Incorrect username or password." in str(exc.value)
 
 
 def test_user_last_modified_date_moves_as_cognitos(emu):
