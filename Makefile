@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+SDK := tests/sdk
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run test lint ci clean distclean
+.PHONY: help install install-dev sdk run test lint ci clean distclean
 
 help:
 	@echo "make run      web + worker + beat (+ local Cognito emulator) on http://127.0.0.1:$${PORT:-8000}/admin/"
@@ -30,10 +31,17 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VPY)
 install: $(VENV)/.installed-runtime
 install-dev: $(VENV)/.installed-dev
 
+# The npm client SDKs the emulator is tested with, exactly as package-lock.json pins them. Without npm
+# their tests skip (and fail under CI=true).
+$(SDK)/node_modules/.package-lock.json: $(SDK)/package.json $(SDK)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd $(SDK) && npm ci --no-audit --no-fund; \
+	else echo "npm not found: the Node client SDK tests will be skipped (CI=true: they fail)"; fi
+sdk: $(SDK)/node_modules/.package-lock.json
+
 run: $(VENV)/.installed-runtime
 	$(VPY) scripts/run.py
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev sdk
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -44,7 +52,7 @@ ci:
 	bash .ci/run
 
 clean:
-	rm -rf .pytest_cache .ruff_cache test-artifacts
+	rm -rf .pytest_cache .ruff_cache test-artifacts $(SDK)/node_modules
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

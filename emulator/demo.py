@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random
 import unicodedata
+import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from directory.gateway import secret_hash
 
-from .protocol import cognito_backend
+from . import passwords
+from .protocol import cognito_backend, status_of
 from .server import set_user_status
 
 # The e-shop walkthrough's verification e-mail exactly as pasted into the console, `{{####}}` included
@@ -95,7 +98,9 @@ _STATUS_WEIGHTS = (60, 10, 9, 5, 6, 3, 3, 4)
 SHIMMED_STATUSES = frozenset({"EXTERNAL_PROVIDER", "ARCHIVED", "COMPROMISED", "UNKNOWN"})
 
 DEMO_PASSWORD = "Demo-Passw0rd!2024"  # satisfies every demo pool's policy
-SPA_FLOWS = ["ALLOW_USER_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+NOTES_TEST_PASSWORD = "Passw0rd!"  # seed 001's test user's temporary password
+# The walkthroughs' flows plus SRP, which Amplify's and identity-js's default sign-in use.
+SPA_FLOWS = ["ALLOW_USER_SRP_AUTH", "ALLOW_USER_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 SERVER_FLOWS = ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 
 FIRST_NAMES = [
@@ -186,7 +191,8 @@ def demo_pools() -> list[DemoPool]:
         ),
         DemoPool(  # username sign-in, server-side app with a secret
             name="notes-app",
-            config={"Schema": _schema("email")},
+            # Self sign-up offers resend codes, which need an auto-verified attribute.
+            config={"Schema": _schema("email"), "AutoVerifiedAttributes": ["email"]},
             clients=[{"ClientName": "notes-server", "GenerateSecret": True, "ExplicitAuthFlows": SERVER_FLOWS}],
             groups=list(_GROUPS),
         ),
@@ -306,6 +312,52 @@ def _plan_users(pool: DemoPool, count: int, rng: random.Random) -> list[_DemoUse
             )
         )
     return users
+
+
+# Demo users' subs and dates come from the seed, so a fresh seed (`--reset`) mirrors as the last one did.
+DEMO_EPOCH = datetime(2024, 8, 11, 9, 0, 0)  # naive UTC, as moto keeps dates
+DEMO_NAMESPACE = uuid.UUID("6f1c9c1e-2d0b-4a59-9e59-0c0f2f7d1b3a")
+
+
+def _pin_identities(pool_id: str, region: str, pool_name: str, seed: int) -> None:
+    """In-process seeding only: each user's sub and dates from the seed (moto draws them at random),
+    and its password kept as a verifier; the pool's and groups' dates too."""
+    pool = cognito_backend(region).user_pools[pool_id]
+    pinned: OrderedDict[str, Any] = OrderedDict()
+    for index, user in enumerate(list(pool.users.values())):
+        sub = str(uuid.uuid5(DEMO_NAMESPACE, f"{seed}:{pool_name}:{index}"))
+        if user.username == user.id:  # e-mail pools: the Username is the sub
+            user.username = sub
+        user.id = sub
+        user.update_attributes([{"Name": "sub", "Value": sub}])
+        passwords.adopt(pool, user)
+        if getattr(user, "emulator_verifier", None) and status_of(user) == "FORCE_CHANGE_PASSWORD":
+            user.emulator_temporary_until = None  # demo invitations do not expire
+        user.create_date = user.last_modified_date = DEMO_EPOCH + timedelta(minutes=index)
+        pinned[user.username] = user
+    pool.users.clear()
+    pool.users.update(pinned)
+    pool.creation_date = pool.last_modified_date = DEMO_EPOCH
+    for group in pool.groups.values():
+        group.creation_date = group.last_modified_date = DEMO_EPOCH
+
+
+def demo_sign_ins(seed: int = 20240811, users_per_pool: int = 120) -> list[dict[str, str]]:
+    """Demo users an app can sign in as: the first confirmed, enabled user of each pool (password
+    DEMO_PASSWORD), and seed 001's test user (a temporary password: NEW_PASSWORD_REQUIRED first)."""
+    found = []
+    for pool in demo_pools():
+        users = _plan_users(pool, users_per_pool, random.Random(f"{seed}:{pool.name}"))
+        user = next(u for u in users if u.status == "CONFIRMED" and not u.disabled)
+        email = next(a["Value"] for a in user.attributes if a["Name"] == "email")
+        found.append({"pool": pool.name, "client": pool.clients[0]["ClientName"],
+                      "username": email if pool.email_username else user.login, "email": email,
+                      "password": DEMO_PASSWORD, "status": "CONFIRMED"})
+        if pool.name == "notes-app":
+            found.append({"pool": pool.name, "client": pool.clients[0]["ClientName"], "username": "notes-test-user",
+                          "email": "notes-test-user@example.com", "password": NOTES_TEST_PASSWORD,
+                          "status": "FORCE_CHANGE_PASSWORD"})
+    return found
 
 
 def _existing_pools(client: Any) -> dict[str, str]:
@@ -465,21 +517,23 @@ def seed_demo(
                 params["Precedence"] = precedence
             client.create_group(**params)
         users = _plan_users(pool, users_per_pool, rng)
-        ops = (_in_process(created, apps[0]["ClientId"], region) if fast else None) or client
+        in_process = _in_process(created, apps[0]["ClientId"], region) if fast else None
         for user in users:
-            _create_user(ops, pool_id, pool, apps[0], user, region)
+            _create_user(in_process or client, pool_id, pool, apps[0], user, region)
         if pool.name == "notes-app":
             # The notes-app walkthrough's test user: temporary password, e-mail, no phone; Cognito mails the invite.
             client.admin_create_user(
                 UserPoolId=pool_id,
                 Username="notes-test-user",
-                TemporaryPassword="Passw0rd!",
+                TemporaryPassword=NOTES_TEST_PASSWORD,
                 UserAttributes=[{"Name": "email", "Value": "notes-test-user@example.com"}],
                 DesiredDeliveryMediums=["EMAIL"],
             )
             users_created = len(users) + 1
         else:
             users_created = len(users)
+        if in_process is not None:
+            _pin_identities(pool_id, region, pool.name, seed)
         summary[pool.name] = {
             "pool_id": pool_id,
             "clients": [a["ClientName"] for a in apps],

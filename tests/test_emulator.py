@@ -22,7 +22,7 @@ import emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_002 = Path("/work/shared/seeds/002_7e2f0927a910b048.txt")
-SPA_FLOWS = {"ALLOW_USER_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+SPA_FLOWS = {"ALLOW_USER_SRP_AUTH", "ALLOW_USER_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
 DEMO_POOLS = {"webchat", "eshop-fcj", "notes-app", "staff-portal"}
 UNICODE = ["Zoë Ångström", "李小龍", "Łukasz Żółć", "José Núñez"]
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -72,8 +72,9 @@ def test_seed_demo_pools_sign_in_and_clients(cognito):
     notes_server = _client(cognito, pools["notes-app"], "notes-server")
     for spa in (chatapp, eshop_client):
         assert "ClientSecret" not in spa
+        # Amplify's and identity-js's default sign-in is SRP: Cognito refuses it without ALLOW_USER_SRP_AUTH.
         assert set(spa["ExplicitAuthFlows"]) == SPA_FLOWS
-        assert len(spa["ExplicitAuthFlows"]) == 3
+        assert len(spa["ExplicitAuthFlows"]) == 4
     assert notes_server["ClientSecret"]
     assert sorted(notes_server["ExplicitAuthFlows"]) == ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
     assert summary["webchat"]["clients"] == ["chatapp"]

@@ -1,4 +1,5 @@
-"""`cognito_emulator`: a local Cognito (moto + shims) on 127.0.0.1 (or --host), optionally seeded and mirrored."""
+"""`cognito_emulator`: a local Cognito (moto + shims) on 127.0.0.1 (or --host), its state kept under
+the var directory across restarts, optionally seeded and mirrored."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
@@ -18,6 +20,11 @@ from directory import gateway
 
 def _default_port() -> int:
     return int(os.environ.get("COGNITO_EMULATOR_PORT") or 9229)
+
+
+def state_path():
+    """Where the emulator keeps its pools, users, tokens and message log between runs."""
+    return settings.VAR_DIR / "cognito-emulator" / "state.json"
 
 
 class Command(BaseCommand):
@@ -34,6 +41,10 @@ class Command(BaseCommand):
             "--mirror", action="store_true", help="Then run cognito_discover to pull the pools into the mirror."
         )
         parser.add_argument(
+            "--reset", action="store_true",
+            help="Start afresh: forget the state kept under the var directory (then --seed demo seeds anew).",
+        )
+        parser.add_argument(
             "--quota",
             action="store_true",
             default=None,
@@ -44,15 +55,24 @@ class Command(BaseCommand):
     def handle(self, *args: Any, port: int | None = None, seed: str | None = None, mirror: bool = False, **options):
         port = _default_port() if port is None else port
         host = options.get("host") or "127.0.0.1"
+        path = state_path()
         try:
-            server = emulator.start_server(port=port, host=host, quota=options.get("quota"))
+            server = emulator.start_server(
+                port=port, host=host, quota=options.get("quota"), state_path=path, reset=options.get("reset", False)
+            )
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
+        except ValueError as exc:
+            raise CommandError(f"cannot read the emulator state {path}: {exc} (--reset starts afresh)") from exc
 
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.stdout.write(f"Cognito emulator listening on {server.endpoint}")
+            if server.restored is None:
+                self.stdout.write(f"State kept in {path} (new)")
+            else:
+                self.stdout.write(f"State kept in {path} ({server.restored} pools restored)")
             if emulator.quota_mode(options.get("quota")):
                 self.stdout.write("Quota mode: Cognito's request rates enforced (TooManyRequestsException past them)")
             self.stdout.flush()
