@@ -69,6 +69,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The admin's warning while the audit chain's latest verification failed.
+                "directory.admin.audit.audit_chain_alarm",
             ],
         },
     },
@@ -201,6 +203,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=10),
     },
 }
+# Walks the audit log's hash chain and stores the outcome the admin warns from (0 = never).
+COGNITO_AUDIT_VERIFY_MINUTES = env.int("COGNITO_AUDIT_VERIFY_MINUTES", default=60)
+if COGNITO_AUDIT_VERIFY_MINUTES > 0:
+    CELERY_BEAT_SCHEDULE["verify-audit-log"] = {
+        "task": "directory.tasks.verify_audit_log",
+        "schedule": timedelta(minutes=COGNITO_AUDIT_VERIFY_MINUTES),
+    }
 
 # Cognito ------------------------------------------------------------------------
 # boto3 is configured the standard way (credential chain, AWS_REGION,

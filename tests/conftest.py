@@ -28,9 +28,9 @@ def _allow_test_flush() -> None:
     original = flush.Command.handle
 
     def handle(self, *args, **options):
-        from directory.audit import test_flush
+        from directory.audit import unlocked
 
-        with test_flush():
+        with unlocked():
             return original(self, *args, **options)
 
     flush.Command.handle = handle

@@ -48,7 +48,7 @@ class WriteContext(Protocol):
 
     def write_events(self, events: list[dict[str, Any]]) -> None: ...
 
-    def events_text(self, events: list[dict[str, Any]]) -> str: ...
+    def events_text(self, events: list[dict[str, Any]]) -> audit.AuditCopy: ...
 
     def report(self, phase: str) -> None: ...
 
@@ -143,7 +143,7 @@ class BatchWriter:
             self.ctx.write_events(events)
         return ids
 
-    def _write_text(self, new: str, changed: str, events: str) -> list[int]:
+    def _write_text(self, new: str, changed: str, events: audit.AuditCopy) -> list[int]:
         # On the writer thread: nothing left but sending text and waiting for PostgreSQL
         # (psycopg releases the GIL while it waits), so the pull's thread keeps mapping.
         with transaction.atomic(using=CognitoUser.objects.db):
