@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("COGNITO_ADMIN_VAR_DIR", BASE_DIR / "var"))
@@ -102,6 +103,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The same database as its owner, when the app's own role (DATABASE_URL) may not change the
+# schema or rewrite the audit log: `migrate --database owner` and `db_app_role` connect with it;
+# web, worker and beat never do. Unset (the single-user setup), DATABASE_URL's role does both.
+# https://docs.djangoproject.com/en/5.2/topics/testing/advanced/#tests-and-multiple-databases
+if env("DATABASE_OWNER_URL", default=""):
+    DATABASES["owner"] = {**env.db("DATABASE_OWNER_URL"), "CONN_MAX_AGE": 0, "TEST": {"MIRROR": "default"}}
+    if any(DATABASES["owner"].get(key) != DATABASES["default"].get(key) for key in ("ENGINE", "HOST", "PORT", "NAME")):
+        raise ImproperlyConfigured("DATABASE_OWNER_URL must name the same database as DATABASE_URL")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

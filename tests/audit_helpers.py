@@ -11,6 +11,8 @@ import psycopg
 from django.db import connection
 from psycopg.conninfo import make_conninfo
 
+from tests.conftest import owner_settings
+
 AUDIT_TABLE = "directory_auditevent"
 APPEND_ONLY = importlib.import_module("directory.migrations.0002_auditevent_append_only")
 
@@ -18,7 +20,7 @@ APPEND_ONLY = importlib.import_module("directory.migrations.0002_auditevent_appe
 def conninfo(*, user: str | None = None, password: str | None = None) -> str:
     """libpq connection string for the test database, as the owner unless a user is given."""
     settings = connection.settings_dict
-    owner = settings
+    owner = owner_settings() or settings
     return make_conninfo(
         host=settings.get("HOST") or "127.0.0.1",
         port=str(settings.get("PORT") or 5432),

@@ -225,14 +225,16 @@ def _refresh_planner_statistics(ctx: WriteContext) -> None:
     PostgreSQL reads the lookups through the pool index and filters the whole pool, so
     every batch would cost more than the last. A handful of ANALYZEs (log2 of the pool's
     size, each a sample of a few thousand rows) keep every lookup on the unique index.
+
+    ANALYZE is the table owner's, and the app may connect as a role of its own: it calls
+    `directory_analyze_users()` (migration 0008), which runs as the owner and analyzes only the
+    lookup's columns (the jsonb and text columns' statistics cost most and the lookup needs none).
     """
     connection = connections[CognitoUser.objects.db]
     if connection.vendor != "postgresql" or ctx.users.created < max(5_000, 2 * ctx.analyzed_at):
         return
-    quote = connection.ops.quote_name
-    # Only the lookup's columns: the jsonb and text columns' statistics cost most and the lookup needs none.
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {quote(CognitoUser._meta.db_table)} ({quote('pool_id')}, {quote('username')})")
+        cursor.execute("SELECT directory_analyze_users()")
     ctx.analyzed_at = ctx.users.created
 
 
