@@ -41,10 +41,16 @@ GENESIS = "0" * 64
 # nothing else in the database uses.
 LOCK_KEY = 0x6175646974636861
 
-# In compact orjson output, a number with an exponent or a negative zero (outside strings they
-# follow `:`, `[` or `,`); text that has neither needs no normalising. A string that merely looks
-# like one costs a walk, never a different result.
-_NUMBER_HAZARD = re.compile(rb"[:\[,]-?[0-9]+(?:\.[0-9]+)?e|[:\[,]-0\.0[,\]}]")
+# The numbers jsonb gives back as others: an integral float that orjson writes with an exponent
+# (1e+16 and up: jsonb returns an integer) and a negative zero. In compact orjson output a number
+# follows `:`, `[` or `,`; text with neither needs no normalising. A string that merely looks like
+# one costs a walk, never a different result. (A fractional float, 1e-7, comes back as itself.)
+_NUMBER_HAZARD = re.compile(rb"[:\[,]-?[0-9]+(?:\.[0-9]+)?e\+|[:\[,]-0\.0[,\]}]")
+
+
+def _needs_normalising(out: bytes) -> bool:
+    # Two substring tests first: the regex costs more than the rest of an event's canonical form.
+    return (b"e+" in out or b"-0.0" in out) and _NUMBER_HAZARD.search(out) is not None
 
 
 # Canonical content -----------------------------------------------------------------------------
@@ -89,7 +95,7 @@ def parse(text: str | bytes) -> Any:
 def canonical(value: Any) -> bytes:
     """A parsed JSON value as the chain hashes it: sorted-key orjson, numbers as jsonb keeps them."""
     out = _dumps(value)
-    if _NUMBER_HAZARD.search(out):
+    if _needs_normalising(out):
         out = _dumps(_normalised(value))
     return out
 
@@ -111,7 +117,7 @@ def canonical_of(value: Any) -> bytes:
 
 def canonical_of_own(out: bytes) -> bytes:
     """`canonical_text` of orjson's own sorted-key output: the text itself unless a number needs normalising."""
-    return canonical(orjson.loads(out)) if _NUMBER_HAZARD.search(out) else out
+    return canonical(orjson.loads(out)) if _needs_normalising(out) else out
 
 
 def instant(value: dt.datetime | str) -> str:
@@ -227,16 +233,22 @@ def _rows(connection: BaseDatabaseWrapper, *, through: int, chunk_size: int) -> 
     )
     events, _ = _quoted(connection)
     after = 0
-    while True:
+    while after < through:
+        # No upper bound in the query: `id > n ORDER BY id LIMIT k` is an index scan that stops
+        # after k rows whatever the statistics say; a range can be planned as a scan of the whole
+        # range, its JSON turned to text, then sorted.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {columns} FROM {events} WHERE id > %s AND id <= %s ORDER BY id LIMIT %s",  # noqa: S608
-                [after, through, chunk_size],
+                f"SELECT {columns} FROM {events} WHERE id > %s ORDER BY id LIMIT %s",  # noqa: S608
+                [after, chunk_size],
             )
             rows = cursor.fetchall()
         if not rows:
             return
-        yield from rows
+        for row in rows:
+            if row[0] > through:
+                return
+            yield row
         after = rows[-1][0]
 
 
