@@ -108,7 +108,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
     default.close()
     default.settings_dict["USER"], default.settings_dict["PASSWORD"] = role, password
     yield
-    default.close()
+    connections.close_all()  # the test database is dropped next: no session may be left on it
     default.settings_dict["USER"], default.settings_dict["PASSWORD"] = owner
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
