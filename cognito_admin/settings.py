@@ -106,7 +106,6 @@ else:
 # The same database as its owner, when the app's own role (DATABASE_URL) may not change the
 # schema or rewrite the audit log: `migrate --database owner` and `db_app_role` connect with it;
 # web, worker and beat never do. Unset (the single-user setup), DATABASE_URL's role does both.
-# https://docs.djangoproject.com/en/5.2/topics/testing/advanced/#tests-and-multiple-databases
 if env("DATABASE_OWNER_URL", default=""):
     DATABASES["owner"] = {**env.db("DATABASE_OWNER_URL"), "CONN_MAX_AGE": 0, "TEST": {"MIRROR": "default"}}
     if any(DATABASES["owner"].get(key) != DATABASES["default"].get(key) for key in ("ENGINE", "HOST", "PORT", "NAME")):
