@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("COGNITO_ADMIN_VAR_DIR", BASE_DIR / "var"))
@@ -103,6 +104,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The admin's warning while the audit chain's latest verification failed.
+                "directory.admin.audit.audit_chain_alarm",
             ],
         },
     },
@@ -134,6 +137,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The same database as its owner, when the app's own role (DATABASE_URL) may not change the
+# schema or rewrite the audit log: `migrate --database owner` and `db_app_role` connect with it;
+# web, worker and beat never do. Unset (the single-user setup), DATABASE_URL's role does both.
+if env("DATABASE_OWNER_URL", default=""):
+    DATABASES["owner"] = {**env.db("DATABASE_OWNER_URL"), "CONN_MAX_AGE": 0, "TEST": {"MIRROR": "default"}}
+    if any(DATABASES["owner"].get(key) != DATABASES["default"].get(key) for key in ("ENGINE", "HOST", "PORT", "NAME")):
+        raise ImproperlyConfigured("DATABASE_OWNER_URL must name the same database as DATABASE_URL")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -238,6 +248,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=10),
     },
 }
+# Walks the audit log's hash chain and stores the outcome the admin warns from (0 = never).
+COGNITO_AUDIT_VERIFY_MINUTES = env.int("COGNITO_AUDIT_VERIFY_MINUTES", default=60)
+if COGNITO_AUDIT_VERIFY_MINUTES > 0:
+    CELERY_BEAT_SCHEDULE["verify-audit-log"] = {
+        "task": "directory.tasks.verify_audit_log",
+        "schedule": timedelta(minutes=COGNITO_AUDIT_VERIFY_MINUTES),
+    }
 
 # Cognito ------------------------------------------------------------------------
 # boto3 is configured the standard way (credential chain, AWS_REGION,

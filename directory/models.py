@@ -6,6 +6,7 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class UserStatus(models.TextChoices):
@@ -323,7 +324,8 @@ class AuditEvent(models.Model):
         SCHEDULE_CHANGED = "schedule_changed"
         EXPIRED = "expired"
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by `audit.build` (not auto_now_add, which would overwrite it at save): the hash covers it.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=150, blank=True, help_text="Operator username; blank for the system.")
     source = models.CharField(max_length=16, choices=Source.choices)
     action = models.CharField(max_length=32, db_index=True)
@@ -335,6 +337,11 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
     correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # The hash chain (directory/audit_chain.py): `hash` is SHA-256 over `prev_hash` (the previous
+    # event's `hash`) and the digest of this row's content, so an edited, removed or inserted row
+    # breaks the chain at that point.
+    prev_hash = models.CharField(max_length=64, default="", editable=False)
+    hash = models.CharField(max_length=64, default="", editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -346,6 +353,42 @@ class AuditEvent(models.Model):
     @property
     def actor_display(self) -> str:
         return self.actor or "system"
+
+
+class AuditChainHead(models.Model):
+    """The audit chain's newest link (one row): the last event's id and hash, moved on by every
+    append in the same transaction. A log that ends before it has lost its tail."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_event_id = models.BigIntegerField()
+    last_hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = "audit chain head"
+
+    def __str__(self) -> str:
+        return f"audit chain head: event {self.last_event_id}"
+
+
+class AuditVerification(models.Model):
+    """One walk of the audit chain (`manage.py audit_verify`, or beat): its outcome and how far it got."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=16, help_text="command or beat")
+    ok = models.BooleanField()
+    events = models.BigIntegerField(default=0, help_text="Events checked.")
+    last_event_id = models.BigIntegerField(null=True, blank=True, help_text="The newest event verified.")
+    last_hash = models.CharField(max_length=64, blank=True)
+    broken_event_id = models.BigIntegerField(null=True, blank=True, help_text="The first event whose link is broken.")
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "audit verification"
+
+    def __str__(self) -> str:
+        return f"audit verification {self.started_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'BROKEN'}"
 
 
 class BulkJob(models.Model):

@@ -1,4 +1,5 @@
-"""Read-only queries the admin shows: resends asked for, e-mails sent today, the latest code delivery."""
+"""Read-only queries the admin shows: resends asked for, e-mails sent today, the latest code delivery,
+the audit chain's latest verification."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import AuditEvent, CognitoUser, PendingChange, UserPool
+from .models import AuditEvent, AuditVerification, CognitoUser, PendingChange, UserPool
 
 Action = AuditEvent.Action
 RESEND_OPERATION = PendingChange.Operation.USER_RESEND_CODE
@@ -69,3 +70,9 @@ def latest_code_delivery(*, user: CognitoUser) -> AuditEvent | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def audit_chain_alarm() -> AuditVerification | None:
+    """The latest verification of the audit chain if it found the chain broken, else None."""
+    latest = AuditVerification.objects.order_by("-id").first()
+    return latest if latest is not None and not latest.ok else None

@@ -7,7 +7,7 @@ import logging
 
 from celery import shared_task
 
-from . import outbox
+from . import audit_chain, outbox
 from .gateway import CognitoThrottled, CognitoUnavailable
 from .models import BulkJob, UserPool
 from .services.bulk import bulk_job_run
@@ -92,3 +92,10 @@ def run_bulk_job(job_pk: int) -> int | None:
 def expire_test_users() -> int:
     """Request the deletion of test users whose expiry has passed (beat, every few minutes)."""
     return test_users_expire()
+
+
+@shared_task(name="directory.tasks.verify_audit_log")
+def verify_audit_log() -> bool:
+    """Walk the audit log's hash chain and store the outcome (beat, every
+    COGNITO_AUDIT_VERIFY_MINUTES); the admin warns while the latest one found it broken."""
+    return audit_chain.verify_and_record(source="beat").ok

@@ -124,7 +124,12 @@ def main() -> int:
     else:
         print(f"    Cognito: local emulator on {env['AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER']}")
 
-    manage("migrate", "--noinput", env=env)
+    if env.get("DATABASE_OWNER_URL"):
+        # Separate database roles (README, Database roles): migrate as the owner, then grant the app's role.
+        manage("migrate", "--database", "owner", "--noinput", env=env)
+        manage("db_app_role", env=env)
+    else:
+        manage("migrate", "--noinput", env=env)
     if env.get("DJANGO_DEBUG", "").strip().lower() not in TRUE:
         # With DEBUG off the admin's pages name their static files through whitenoise's manifest,
         # which only collectstatic writes: without it every page is a 500.
@@ -143,8 +148,10 @@ def main() -> int:
     print(f"  Processes: {procfile} (Ctrl-C stops them all)")
     print(bar, flush=True)
 
+    # Only createsuperuser and the migration need these.
     for key in ("DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL"):
-        env.pop(key, None)  # only createsuperuser needs them
+        env.pop(key, None)
+    env.pop("DATABASE_OWNER_URL", None)
     # `-e /dev/null`: honcho would otherwise re-read .env and let it override the shell,
     # the opposite of the precedence settings.py uses; .env was already merged above.
     argv = [

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import urllib.request
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
@@ -21,22 +22,94 @@ os.environ["MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY"] = "HASH"
 
 
 def _allow_test_flush() -> None:
-    """Transactional tests end with Django's flush; on SQLite that is a DELETE, which the
-    audit log's append-only trigger refuses unless the flush is marked as such."""
+    """Transactional tests end with Django's flush. On SQLite that is a DELETE, which the audit
+    log's append-only trigger refuses unless the flush is marked as such; on PostgreSQL a
+    TRUNCATE, which the app's own role may not do: it runs as the owner (`as_owner`)."""
     from django.core.management.commands import flush
 
     original = flush.Command.handle
 
     def handle(self, *args, **options):
-        from directory.audit import test_flush
+        from directory.audit import unlocked
 
-        with test_flush():
+        with unlocked(), as_owner(options.get("database") or "default"):
             return original(self, *args, **options)
 
     flush.Command.handle = handle
 
 
 _allow_test_flush()
+
+
+# The app's own database role (DATABASE_URL) and the owner (DATABASE_OWNER_URL) --------------------
+# With both set (as .ci/run does), the tests run as the app's role, like web and workers do; the
+# test database is created, migrated, granted (`db_app_role`), flushed and dropped as the owner.
+
+
+def owner_settings() -> dict | None:
+    """The owner's connection settings when DATABASE_OWNER_URL is set, else None (one role does all)."""
+    from django.conf import settings
+
+    return settings.DATABASES.get("owner")
+
+
+@contextmanager
+def as_owner(alias: str = "default"):
+    """Connect `alias` with the owner's credentials for the duration (no-op without an owner)."""
+    from django.db import connections
+
+    owner = owner_settings()
+    if owner is None or alias != "default":
+        yield
+        return
+    connection = connections[alias]
+    app = connection.settings_dict["USER"], connection.settings_dict["PASSWORD"]
+    connection.close()
+    connection.settings_dict["USER"], connection.settings_dict["PASSWORD"] = owner["USER"], owner["PASSWORD"]
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["USER"], connection.settings_dict["PASSWORD"] = app
+
+
+_app_role: list[tuple[str, str]] = []  # the app's (user, password) while the owner sets up
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Create and migrate the test database as the owner (`django_db_setup` switches back)."""
+    from django.db import connections
+
+    owner = owner_settings()
+    if owner is not None:
+        default = connections["default"].settings_dict
+        _app_role.append((default["USER"], default["PASSWORD"]))
+        default["USER"], default["PASSWORD"] = owner["USER"], owner["PASSWORD"]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, then (with an owner) the app role's grants on the test database, and the
+    tests connect as the app's role; the test database is dropped as the owner."""
+    from django.db import connections
+
+    from directory.management.commands.db_app_role import app_role_problems, grant_app_role
+
+    if owner_settings() is None:
+        yield
+        return
+    default = connections["default"]
+    owner = default.settings_dict["USER"], default.settings_dict["PASSWORD"]
+    role, password = _app_role[0]
+    with django_db_blocker.unblock(), default.cursor() as cursor:
+        grant_app_role(cursor, role=role, password=password)
+        assert app_role_problems(cursor, role=role) == []
+    default.close()
+    default.settings_dict["USER"], default.settings_dict["PASSWORD"] = role, password
+    yield
+    connections.close_all()  # the test database is dropped next: no session may be left on it
+    default.settings_dict["USER"], default.settings_dict["PASSWORD"] = owner
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -175,7 +175,10 @@ def database_url(settings_dict: dict[str, Any]) -> str:
 
 
 def worker_env(*, database_url: str, broker_url: str, cognito_endpoint: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "AWS_", "CELERY_", "DJANGO_"))}
+    # DATABASE_*: a worker connects with `database_url` only, never as the owner (DATABASE_OWNER_URL).
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "AWS_", "CELERY_", "DJANGO_", "DATABASE_"))
+    }
     env.update(
         DATABASE_URL=database_url,
         CELERY_BROKER_URL=broker_url,

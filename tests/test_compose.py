@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 APP_SERVICES = ("web", "worker", "beat", "emulator")
+# The one-shot service that migrates as the database's owner and grants the app's role.
+MIGRATE = "migrate"
 ENV_NAME = re.compile(r"`([A-Z][A-Z0-9_]*[A-Z0-9])`")
 
 
@@ -140,13 +142,13 @@ def test_readme_documents_exactly_the_compose_services():
     assert set(readme_compose_services(README)) == set(compose()["services"])
 
 
-@pytest.mark.parametrize("name", ["postgres", "redis", *APP_SERVICES])
+@pytest.mark.parametrize("name", ["postgres", "redis", MIGRATE, *APP_SERVICES])
 def test_compose_service_command_matches_readme(name):
     documented = readme_compose_services(README)[name]["command"]
     assert compose_command(compose()["services"][name]) == documented
 
 
-@pytest.mark.parametrize("name", ["postgres", "redis", *APP_SERVICES])
+@pytest.mark.parametrize("name", ["postgres", "redis", MIGRATE, *APP_SERVICES])
 def test_compose_service_environment_matches_readme(name):
     documented = readme_compose_services(README)[name]["env"]
     assert compose_env_names(compose()["services"][name]) == documented
@@ -167,6 +169,27 @@ def test_app_services_use_postgres_redis_and_wait_for_them():
         assert "healthcheck" in services[name], name
     assert services["emulator"]["profiles"] == ["emulator"]
     assert all("profiles" not in services[n] for n in ("postgres", "redis", "web", "worker", "beat"))
+
+
+def test_only_migrate_connects_as_the_owner_and_the_app_as_its_own_role():
+    services = compose()["services"]
+    migrate = services[MIGRATE]
+    command = compose_command(migrate)
+    assert command[:2] == ["sh", "-c"]
+    assert command[2] == "python manage.py migrate --database owner --noinput && python manage.py db_app_role"
+    owner = migrate["environment"]["DATABASE_OWNER_URL"]
+    app = migrate["environment"]["DATABASE_URL"]
+    postgres = services["postgres"]["environment"]
+    assert owner.startswith(f"postgres://{postgres['POSTGRES_USER']}:"), "the owner is the image's own user"
+    assert owner.rsplit("/", 1)[1] == app.rsplit("/", 1)[1] == postgres["POSTGRES_DB"]
+    assert app.split("://")[1].split(":")[0] != postgres["POSTGRES_USER"]
+    assert migrate["restart"] == "no" and migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        assert "DATABASE_OWNER_URL" not in env, name
+        assert env["DATABASE_URL"] == app, name
+        assert "migrate" not in " ".join(compose_command(services[name])), name
+    assert services["web"]["depends_on"][MIGRATE] == {"condition": "service_completed_successfully"}
 
 
 def test_redis_persists_and_never_evicts():
@@ -219,7 +242,7 @@ def test_every_variable_the_project_reads_is_in_the_configuration_table():
 def test_every_compose_variable_is_in_the_configuration_table():
     documented = readme_config_variables(README)
     services = compose()["services"]
-    names = set().union(*(compose_env_names(services[n]) for n in APP_SERVICES))
+    names = set().union(*(compose_env_names(services[n]) for n in (*APP_SERVICES, MIGRATE)))
     interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
     assert (names | interpolated) - documented == set()
 

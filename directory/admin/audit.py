@@ -1,11 +1,15 @@
-"""The audit log: read-only for everyone, superusers included (the database refuses edits too)."""
+"""The audit log and its chain's verifications: read-only for everyone, superusers included (the
+database refuses edits too), with a warning on the admin's index and the log while the latest
+verification found the chain broken."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Q
+from django.utils.functional import SimpleLazyObject
 
-from ..models import AuditEvent
+from .. import selectors
+from ..models import AuditEvent, AuditVerification
 from .base import ReadOnlyAdminMixin
 from .paginator import CappedCountPaginator
 from .widgets import changes_table, pretty_json
@@ -28,10 +32,11 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ("Object", {"fields": ("object_type", "object_id", "object_repr", "pool_id")}),
         ("Changes", {"fields": ("changes_display",)}),
         ("Detail", {"fields": ("detail_display",)}),
+        ("Hash chain", {"fields": ("prev_hash", "hash"), "classes": ["collapse"]}),
     )
     readonly_fields = (
         "created_at", "actor_display", "source", "action", "outcome", "correlation_id", "object_type",
-        "object_id", "object_repr", "pool_id", "changes_display", "detail_display",
+        "object_id", "object_repr", "pool_id", "changes_display", "detail_display", "prev_hash", "hash",
     )
 
 
@@ -59,3 +64,21 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="detail")
     def detail_display(self, obj):
         return pretty_json(obj.detail)
+
+
+@admin.register(AuditVerification)
+class AuditVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("started_at", "source", "ok", "events", "last_event_id", "broken_event_id", "problem")
+    list_filter = ("ok", "source")
+    show_facets = admin.ShowFacets.NEVER
+    fields = (
+        "started_at", "finished_at", "source", "ok", "events", "last_event_id", "last_hash", "broken_event_id",
+        "problem",
+    )
+    readonly_fields = fields
+
+
+def audit_chain_alarm(request):
+    """Template context processor: `audit_chain_alarm`, the latest verification if it found the
+    chain broken (queried only by the templates that show it: admin/index.html and the log's list)."""
+    return {"audit_chain_alarm": SimpleLazyObject(selectors.audit_chain_alarm)}

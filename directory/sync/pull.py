@@ -143,7 +143,7 @@ class PullContext:
             "correlation_id": str(self.run.correlation_id),
         }
 
-    def events_text(self, events: list[dict[str, Any]]) -> str:
+    def events_text(self, events: list[dict[str, Any]]) -> audit.AuditCopy:
         """`write_events`' COPY text (PostgreSQL), to be written by `audit.copy_write`."""
         return audit.copy_text(events, **self._event_shared())
 

@@ -48,7 +48,7 @@ class WriteContext(Protocol):
 
     def write_events(self, events: list[dict[str, Any]]) -> None: ...
 
-    def events_text(self, events: list[dict[str, Any]]) -> str: ...
+    def events_text(self, events: list[dict[str, Any]]) -> audit.AuditCopy: ...
 
     def report(self, phase: str) -> None: ...
 
@@ -143,7 +143,7 @@ class BatchWriter:
             self.ctx.write_events(events)
         return ids
 
-    def _write_text(self, new: str, changed: str, events: str) -> list[int]:
+    def _write_text(self, new: str, changed: str, events: audit.AuditCopy) -> list[int]:
         # On the writer thread: nothing left but sending text and waiting for PostgreSQL
         # (psycopg releases the GIL while it waits), so the pull's thread keeps mapping.
         with transaction.atomic(using=CognitoUser.objects.db):
@@ -225,14 +225,16 @@ def _refresh_planner_statistics(ctx: WriteContext) -> None:
     PostgreSQL reads the lookups through the pool index and filters the whole pool, so
     every batch would cost more than the last. A handful of ANALYZEs (log2 of the pool's
     size, each a sample of a few thousand rows) keep every lookup on the unique index.
+
+    ANALYZE is the table owner's, and the app may connect as a role of its own: it calls
+    `directory_analyze_users()` (migration 0008), which runs as the owner and analyzes only the
+    lookup's columns (the jsonb and text columns' statistics cost most and the lookup needs none).
     """
     connection = connections[CognitoUser.objects.db]
     if connection.vendor != "postgresql" or ctx.users.created < max(5_000, 2 * ctx.analyzed_at):
         return
-    quote = connection.ops.quote_name
-    # Only the lookup's columns: the jsonb and text columns' statistics cost most and the lookup needs none.
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {quote(CognitoUser._meta.db_table)} ({quote('pool_id')}, {quote('username')})")
+        cursor.execute("SELECT directory_analyze_users()")
     ctx.analyzed_at = ctx.users.created
 
 
