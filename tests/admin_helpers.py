@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
-from directory.models import BulkJob, PendingChange, TemplateVersion
+from directory.models import AuditVerification, BulkJob, PendingChange, TemplateVersion
 from tests.factories import (
     AppClientFactory,
     AuditEventFactory,
@@ -37,6 +37,7 @@ def one_of_each(django_user_model) -> dict:
         "directory.CognitoUser": user,
         "directory.SyncRun": SyncRunFactory(pool=pool),
         "directory.AuditEvent": AuditEventFactory(pool_id=pool.pool_id),
+        "directory.AuditVerification": AuditVerification.objects.create(source="command", ok=True, events=1),
         "directory.BulkJob": BulkJob.objects.create(pool=pool, operation="enable", user_ids=[user.pk], total=1),
         "directory.PendingChange": change,
         "directory.TemplateVersion": TemplateVersion.objects.create(pool=pool, number=1, templates={}),
