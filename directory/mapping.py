@@ -243,8 +243,23 @@ USER_FIELDS = (
 )
 
 
+# PostgreSQL stores no NUL character in text or jsonb (its COPY of a whole batch fails on one):
+# a value holding one is mirrored with U+FFFD in its place, and the pull names the user.
+NUL = "\x00"
+NUL_REPLACEMENT = "\ufffd"
+
+
+def storable(value: str) -> str:
+    return value.replace(NUL, NUL_REPLACEMENT) if NUL in value else value
+
+
+def holds_nul(record: Mapping[str, Any]) -> bool:
+    """Whether a ListUsers / AdminGetUser record has an attribute value the database cannot store as is."""
+    return any(NUL in (a.get("Value") or "") for a in record.get("Attributes", record.get("UserAttributes")) or ())
+
+
 def attributes_dict(items: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    return {a["Name"]: a.get("Value", "") for a in items or ()}
+    return {a["Name"]: storable(a.get("Value", "")) for a in items or ()}
 
 
 def user_fields(record: Mapping[str, Any]) -> dict[str, Any]:
