@@ -68,8 +68,8 @@ def test_checker_agrees_with_the_policy(policy, password):
 
 
 def test_generated_passwords_differ():
-    passwords = {passwords.generate_temporary_password({"MinimumLength": 8}) for _ in range(200)}
-    assert len(passwords) == 200
+    generated = {passwords.generate_temporary_password({"MinimumLength": 8}) for _ in range(200)}
+    assert len(generated) == 200
 
 
 def test_policy_missing_uses_cognito_default_length():
