@@ -13,6 +13,7 @@ from moto.cognitoidp.models import UserStatus
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from .latency import LatencyMiddleware, latency_ms
 from .protocol import Environ, Handler, StartResponse, WSGIApp, cognito_backend
 from .quota import QuotaMiddleware, quota_mode
 from .shims import PATHS, SHIMS
@@ -65,9 +66,13 @@ class EmulatorServer:
         self.thread.join(timeout)
 
 
-def start_server(port: int = 0, host: str = "127.0.0.1", quota: bool | None = None) -> EmulatorServer:
+def start_server(
+    port: int = 0, host: str = "127.0.0.1", quota: bool | None = None, latency: float | None = None
+) -> EmulatorServer:
     """Serve build_app() on host:port (0: a free port) and return once it accepts requests.
-    `quota` (default: $COGNITO_EMULATOR_QUOTA) enforces Cognito's request rates (QuotaMiddleware)."""
+    `quota` (default: $COGNITO_EMULATOR_QUOTA) enforces Cognito's request rates (QuotaMiddleware);
+    `latency` (milliseconds, default: $COGNITO_EMULATOR_LATENCY_MS) delays every Cognito call
+    (LatencyMiddleware), throttled answers included."""
     # HASH ids derive from the creation request (region, name, settings) instead of being random,
     # so the demo pools and clients keep their ids across restarts: the mirror does not churn and
     # a frontend's pasted client id stays valid. Caveat: two identical clients in one pool collide.
@@ -77,6 +82,9 @@ def start_server(port: int = 0, host: str = "127.0.0.1", quota: bool | None = No
     app: WSGIApp = build_app()
     if quota_mode(quota):
         app = QuotaMiddleware(app)
+    delay = latency_ms(latency)
+    if delay:
+        app = LatencyMiddleware(app, delay)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="cognito-emulator", daemon=True)
     thread.start()
