@@ -32,8 +32,9 @@ class PullContext:
     """One process's part in a pull: the pull's own worker (`coordinator`), or a helper task.
 
     `users`, `clients`, `groups` and `memberships` count what this process did. The run's user
-    and membership counts are its partitions' (wherever they were listed): their rows, but for
-    the partitions this process is listing now, whose counters it has in memory.
+    and membership counts are its partitions' (wherever they were listed): from this process's
+    counters when it lists them all, else from their rows, but for the partitions this process
+    is listing now, whose counters it has in memory.
     """
 
     pool: UserPool
@@ -58,6 +59,12 @@ class PullContext:
     pages: int = 0
     seen: int = 0
     analyzed_at: int = 0
+    # This process's counters of each partition it listed, by kind and partition pk.
+    tallies: dict[str, dict[int, partitions.Tally]] = field(
+        default_factory=lambda: {kind: {} for kind in SyncPartition.Kind.values}
+    )
+    # Other workers were asked to list partitions of this run: their counts are in their rows.
+    helpers: bool = False
     # Set while partitions are being listed (runner.run_partitions): their kind and counters.
     held_tallies: Callable[[], tuple[str, list[partitions.Tally]]] | None = None
 
@@ -85,9 +92,16 @@ class PullContext:
     # -- progress ----------------------------------------------------------------------
     def totals(self) -> tuple[int, int, Counts, Counts]:
         """Pages, users seen, user counts and membership counts of the whole run."""
-        sums = partitions.totals(self.run, but_held_by=self.owner)
-        if self.held_tallies is not None:
-            kind, tallies = self.held_tallies()
+        if self.helpers:
+            # Other workers' partitions from their rows; the ones this process holds from memory.
+            sums = partitions.totals(self.run, but_held_by=self.owner)
+            held = self.held_tallies() if self.held_tallies is not None else ("", [])
+            extra = {held[0]: held[1]}
+        else:
+            # Every partition of the run is this process's (or carried, and not counted).
+            sums = {kind: dict.fromkeys(partitions.COUNTERS, 0) for kind in SyncPartition.Kind.values}
+            extra = {kind: list(tallies.values()) for kind, tallies in self.tallies.items()}
+        for kind, tallies in extra.items():
             for tally in tallies:
                 for name, value in tally.values().items():
                     sums[kind][name] += value

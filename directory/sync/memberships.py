@@ -45,7 +45,7 @@ class MembershipListing:
         self.horizons: dict[int, int] = {}
         self.seen: dict[int, IdBitmap] = {}
         self.buffers: dict[int, list[dict[str, Any]]] = {}
-        self.tallies: dict[int, Tally] = {}
+        self.tallies: dict[int, Tally] = ctx.tallies[self.kind]
 
     def pages(self, partition: SyncPartition) -> Iterator[list[dict[str, Any]]]:
         return self.ctx.gateway.list_users_in_group(self.ctx.pool.pool_id, partition.key)
@@ -158,7 +158,8 @@ def pull_memberships(ctx: PullContext) -> None:
     ctx.report("memberships")
     names = list(CognitoGroup.objects.filter(pool=ctx.pool).order_by("name").values_list("name", flat=True))
     partitions.create(ctx.run, Kind.MEMBERSHIPS, names)
-    outbox.start_pull_helpers(ctx.run.pk, Kind.MEMBERSHIPS, pool=ctx.pool, partitions=len(names))
+    if outbox.start_pull_helpers(ctx.run.pk, Kind.MEMBERSHIPS, pool=ctx.pool, partitions=len(names)):
+        ctx.helpers = True
     state = run_to_the_end(ctx, MembershipListing(ctx))
     if state.failed:
         failed = partitions.failures(ctx.run, Kind.MEMBERSHIPS)

@@ -82,7 +82,7 @@ class UserListing:
         self.batch: list[tuple[int, dict[str, Any]]] = []
         self.in_batch: Counter[int] = Counter()
         self.seen: dict[int, IdBitmap] = {}
-        self.tallies: dict[int, Tally] = {}
+        self.tallies: dict[int, Tally] = ctx.tallies[self.kind]
 
     def pages(self, partition: SyncPartition) -> Iterator[list[dict[str, Any]]]:
         return self.ctx.gateway.list_users(self.ctx.pool.pool_id, filter=partitions.user_filter(partition.key))
@@ -211,7 +211,8 @@ def pull_users(ctx: PullContext) -> None:
     else:
         logger.info("sync of %s resumes run %s", ctx.pool.pool_id, run.resumed_from_id)
     keys = partitions.keys_of(run, Kind.USERS)
-    outbox.start_pull_helpers(run.pk, Kind.USERS, pool=ctx.pool, partitions=len(keys))
+    if outbox.start_pull_helpers(run.pk, Kind.USERS, pool=ctx.pool, partitions=len(keys)):
+        ctx.helpers = True
     extra = IdBitmap()  # rows the writer found raced in; above the horizon anyway, kept to be safe
     with BatchWriter(ctx, extra) as writer:
         state = run_to_the_end(ctx, UserListing(ctx, writer))
