@@ -121,17 +121,20 @@ def chunks(seq: list, size: int) -> Iterator[list]:
 
 
 class MotoServer:
-    """benchmarks/_moto_server.py in a subprocess (its own GIL): `with MotoServer(big=100_000) as m:`."""
+    """benchmarks/_moto_server.py in a subprocess (its own GIL): `with MotoServer(big=100_000) as m:`.
 
-    def __init__(self, **pools: int) -> None:
+    `latency_ms` and `quota` are the emulator's latency and quota modes."""
+
+    def __init__(self, *, latency_ms: float = 0.0, quota: bool = False, **pools: int) -> None:
         self.pools_spec = pools
+        self.options = [*(["--latency-ms", str(latency_ms)] if latency_ms else []), *(["--quota"] if quota else [])]
 
     def __enter__(self) -> MotoServer:
         import json
 
         args = [f"{name}={count}" for name, count in self.pools_spec.items()]
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / "_moto_server.py"), *args],
+            [sys.executable, str(ROOT / "benchmarks" / "_moto_server.py"), *self.options, *args],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -149,6 +152,15 @@ class MotoServer:
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+
+    def quota(self, *, reset: bool = False) -> dict[str, Any]:
+        """The emulator's quota counts (allowed / refused per category); `reset` clears them."""
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.endpoint}/_emulator/quota", method="DELETE" if reset else "GET")
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            return json.load(response)
 
 
 def bare_listing(endpoint: str, pool_id: str) -> tuple[float, int]:

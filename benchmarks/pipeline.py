@@ -1,32 +1,42 @@
-"""The local pull pipeline alone (mapping, hashing, diffing, writing, audit) fed pre-fetched pages.
+"""The local pull pipeline alone (mapping, hashing, diffing, writing, audit) fed pre-fetched pages,
+this checkout side by side with the previous release.
 
-How to run (PostgreSQL with trust auth on 127.0.0.1; the database is created if missing):
+How to run (PostgreSQL with trust auth on 127.0.0.1; its databases are re-created):
 
-    .venv/bin/python benchmarks/pipeline.py [--users 50000] [--runs 3] [--db bench_pipeline]
+    .venv/bin/python benchmarks/pipeline.py [--users 50000] [--runs 3] [--previous REV] [--db bench_pipeline]
 
-Prints users/s (median of --runs) for a first-time insert into an empty pool, a re-sync
-where every user changed (one attribute and the modification date), and an unchanged
-re-sync, and where the CPU went: microseconds a user in this process (mapping, hashing,
-diffing, building COPY text) and in the rest of the machine (PostgreSQL's backends, WAL
-writer and the kernel: all busy time /proc/stat counts, less this process's). On two
-cores, users/s can never exceed 2 / (the sum). Target: >= 20,000 users/s on PostgreSQL
-(>= 10x Cognito's 1,800 users/s ceiling).
+Each run is a fresh process per tree — this checkout, then the previous release (`--previous`,
+default the commit before the partitioned pull, from a `git archive`; `--previous ''` skips
+it), in alternating order — each into its own database. A run times three cases: a first
+import into an empty pool (for this checkout the pool's baseline: one `imported` audit event
+per kind instead of one `created` event per user), a re-sync where every user changed (one
+attribute and the modification date: an `updated` event each), and an unchanged re-sync.
+Printed: users/s (median of --runs) per case and tree, the ratio, and where the CPU went:
+microseconds a user in the pulling process and in the rest of the machine (PostgreSQL's
+backends, WAL writer and the kernel: all busy time /proc/stat counts, less the process's).
+
+Targets: first import >= 1.8x the previous release's; changed and unchanged no slower.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Timer, ensure_database, pages, setup_django  # noqa: E402
+from benchmarks._common import ROOT, Timer, ensure_database, pages  # noqa: E402
+from benchmarks.pull import PREVIOUS, export, migrate  # noqa: E402
+
+CASES = ("insert", "changed", "unchanged")
 
 
 def process_cpu() -> float:
@@ -67,57 +77,96 @@ class PrefetchedGateway:
         yield []
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=50_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--db", default="bench_pipeline")
-    args = parser.parse_args()
-    setup_django(ensure_database(args.db, fresh=True))
+def child(root: str, database_url: str, n: int, run_no: int) -> None:
+    """One run of the three cases with the code under `root`; prints JSON."""
+    sys.path.insert(0, root)
+    os.environ.update(
+        DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="cognito_admin.settings", DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="benchmark-only", DJANGO_LOG_LEVEL="WARNING", COGNITO_RATE_LIMITS="off",
+        AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", CELERY_BROKER_URL="memory://",
+    )
+    import django
 
-    from directory.models import SyncRun, UserPool  # noqa: PLC0415 - Django is set up first
-    from directory.sync.pull import pull_pool  # noqa: PLC0415 - Django is set up first
+    django.setup()
+    from directory.models import SyncRun, UserPool
+    from directory.sync.pull import pull_pool
 
-    n = args.users
-    print(f"building {n:,} records in memory ...", flush=True)
-    variants = {v: pages(n, variant=v) for v in ("", "a", "b")}
+    variants = {v: pages(n, variant=v) for v in ("", "a")}
     # The pre-fetched input (millions of objects) is the benchmark's, not the pipeline's:
     # keep the garbage collector from re-scanning it on every full collection.
     gc.collect()
     gc.freeze()
-    results: dict[str, list[float]] = {"insert": [], "changed": [], "unchanged": []}
-    cpu: dict[str, list[tuple[float, float]]] = {case: [] for case in results}
+    pool = UserPool.objects.create(pool_id=f"us-east-1_bench{run_no}", region="us-east-1", name="bench")
+    out: dict[str, dict[str, float]] = {}
+    for case, variant, expect in (("insert", "", "created"), ("changed", "a", "updated"),
+                                  ("unchanged", "a", "unchanged")):
+        own, busy = process_cpu(), machine_busy_cpu()
+        with Timer() as t:
+            run = pull_pool(pool=pool, gateway=PrefetchedGateway(variants[variant]))
+        own, busy = process_cpu() - own, machine_busy_cpu() - busy
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error
+        assert getattr(run, expect) == n, (case, run.summary)
+        pool.refresh_from_db()
+        out[case] = {"rate": n / t.seconds, "here": own * 1e6 / n, "elsewhere": max(busy - own, 0.0) * 1e6 / n}
+    print(json.dumps(out))
+
+
+def run_child(root: Path, database_url: str, n: int, run_no: int) -> dict[str, dict[str, float]]:
+    # In the tree's own directory: Celery's Django fixup puts the working directory first on sys.path.
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", str(root), database_url, str(n), str(run_no)],
+        cwd=root, capture_output=True, text=True, check=False,
+    )
+    if out.returncode:
+        raise RuntimeError(f"pipeline run with {root} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--previous", default=PREVIOUS)
+    parser.add_argument("--db", default="bench_pipeline")
+    parser.add_argument("--child", nargs=4, metavar=("ROOT", "DATABASE_URL", "USERS", "RUN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        root, database_url, n, run_no = args.child
+        child(root, database_url, int(n), int(run_no))
+        return
+    trees = {"this": (ROOT, ensure_database(args.db, fresh=True))}
+    if args.previous:
+        trees["previous"] = (export(args.previous), ensure_database(f"{args.db}_prev", fresh=True))
+    for root, database in trees.values():
+        migrate(root, database)
+    n = args.users
+    results: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in trees}
     for run_no in range(args.runs):
-        pool = UserPool.objects.create(pool_id=f"us-east-1_bench{run_no}", region="us-east-1", name="bench")
-
-        def timed(case: str, variant: str, expect: str, run_no: int = run_no) -> None:
-            own, busy = process_cpu(), machine_busy_cpu()
-            with Timer() as t:
-                run = pull_pool(pool=pool, gateway=PrefetchedGateway(variants[variant]))  # noqa: B023
-            own, busy = process_cpu() - own, machine_busy_cpu() - busy
-            assert run.status == SyncRun.Status.SUCCEEDED, run.error
-            assert getattr(run, expect) == n, (case, run.summary)
-            results[case].append(n / t.seconds)
-            cpu[case].append((own * 1e6 / n, max(busy - own, 0.0) * 1e6 / n))
-            print(
-                f"  run {run_no + 1} {case:9s} {t.seconds:7.2f} s  {n / t.seconds:9,.0f} users/s  "
-                f"CPU a user: {cpu[case][-1][0]:4.0f} µs here, {cpu[case][-1][1]:4.0f} µs elsewhere",
-                flush=True,
-            )
-
-        timed("insert", "", "created")
-        timed("changed", "a" if run_no % 2 == 0 else "b", "updated")
-        timed("unchanged", "a" if run_no % 2 == 0 else "b", "unchanged")
-    print(f"\nlocal pipeline on PostgreSQL, {n:,} users, median of {args.runs}:")
-    for case, values in results.items():
-        listed = ", ".join(f"{v:,.0f}" for v in values)
-        here = statistics.median(c[0] for c in cpu[case])
-        elsewhere = statistics.median(c[1] for c in cpu[case])
-        print(
-            f"  {case:9s} {statistics.median(values):9,.0f} users/s   (runs: {listed});  "
-            f"CPU a user: {here:.0f} µs in this process + {elsewhere:.0f} µs elsewhere (PostgreSQL)"
-        )
-    print("target: >= 20,000 users/s")
+        order = list(trees) if run_no % 2 == 0 else list(reversed(trees))
+        for name in order:
+            root, database = trees[name]
+            result = run_child(root, database, n, run_no)
+            results[name].append(result)
+            print(f"  run {run_no + 1} {name:8s} " + "  ".join(
+                f"{case} {result[case]['rate']:7,.0f}/s ({result[case]['here']:.0f}+{result[case]['elsewhere']:.0f} µs)"
+                for case in CASES
+            ), flush=True)
+    label = {"this": "this checkout", "previous": f"previous release ({args.previous})"}
+    print(f"\nlocal pipeline on PostgreSQL, {n:,} users, median of {args.runs}, interleaved:")
+    medians = {name: {case: statistics.median(r[case]["rate"] for r in runs) for case in CASES}
+               for name, runs in results.items()}
+    for name, runs in results.items():
+        print(f"  {label[name]}:")
+        for case in CASES:
+            here = statistics.median(r[case]["here"] for r in runs)
+            elsewhere = statistics.median(r[case]["elsewhere"] for r in runs)
+            listed = ", ".join(f"{r[case]['rate']:,.0f}" for r in runs)
+            ratio = ""
+            if name == "this" and "previous" in medians:
+                ratio = f"  {medians['this'][case] / medians['previous'][case]:.2f}x the previous release"
+            print(f"    {case:9s} {medians[name][case]:9,.0f} users/s (runs: {listed}); CPU a user: "
+                  f"{here:.0f} µs here + {elsewhere:.0f} µs elsewhere{ratio}")
+    print("targets: first import >= 1.8x the previous release's; changed and unchanged no slower")
 
 
 if __name__ == "__main__":

@@ -202,6 +202,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Each worker also listens on a queue of its own, so a pull can hand its partitions to
+# the other workers that are up (directory.outbox.start_pull_helpers).
+CELERY_WORKER_DIRECT = True
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
@@ -267,6 +270,18 @@ COGNITO_REGIONS = env.list(
 COGNITO_LOCAL_MODE = env.bool("COGNITO_LOCAL_MODE", default=False)
 # Users written per bulk statement during a pull.
 COGNITO_SYNC_BATCH_SIZE = env.int("COGNITO_SYNC_BATCH_SIZE", default=500)
+# A pull lists users in partitions by `sub` prefix, several at once under the ListUsers budget:
+# "auto" (one listing under 2,000 users, 16 up to 500,000, 256 beyond), or a fixed 1, 16 or 256.
+COGNITO_SYNC_PARTITIONS = env("COGNITO_SYNC_PARTITIONS", default="auto")
+# Listings one worker runs at once (partitions of users, or groups' memberships).
+COGNITO_SYNC_THREADS = env.int("COGNITO_SYNC_THREADS", default=16)
+# A pull whose predecessor failed or was killed less than this long ago takes over the
+# partitions it finished instead of listing them again (0: always start afresh).
+COGNITO_SYNC_RESUME_MINUTES = env.int("COGNITO_SYNC_RESUME_MINUTES", default=60)
+# Hand partitions to the other Celery workers that are up (besides this worker's threads),
+# for pools of at least COGNITO_SYNC_FANOUT_MIN_USERS users.
+COGNITO_SYNC_FANOUT = env.bool("COGNITO_SYNC_FANOUT", default=True)
+COGNITO_SYNC_FANOUT_MIN_USERS = env.int("COGNITO_SYNC_FANOUT_MIN_USERS", default=100_000)
 
 # The shared request budget (directory/ratelimit.py): token buckets per account, region and
 # Cognito quota category, 80 % of Cognito's default quotas unless overridden, e.g.

@@ -199,6 +199,13 @@ class CognitoGateway:
         self.retries = 0
         # Seconds spent waiting for the shared request budget.
         self.budget_wait = 0.0
+        # A pull lists several partitions at once through one gateway: its counters are shared.
+        self._counters = threading.Lock()
+
+    def _count(self, *, retries: int = 0, waited: float = 0.0) -> None:
+        with self._counters:
+            self.retries += retries
+            self.budget_wait += waited
 
     @property
     def client(self) -> Any:
@@ -207,11 +214,10 @@ class CognitoGateway:
     def _take_token(self, operation: str) -> None:
         """One token of the operation's quota category from the shared budget (blocks)."""
         try:
-            self.budget_wait += ratelimit.acquire(
-                operation, region=self.region, lane=self.purpose, account=self.account
-            )
+            waited = ratelimit.acquire(operation, region=self.region, lane=self.purpose, account=self.account)
         except ratelimit.BudgetTimeout as exc:
             raise CognitoThrottled(str(exc), code="LocalBudgetExhausted", operation=operation) from exc
+        self._count(waited=waited)
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         self._take_token(operation)
@@ -219,9 +225,9 @@ class CognitoGateway:
             response = getattr(self.client, operation)(**params)
         except Exception as exc:  # noqa: BLE001 - translated and re-raised
             if isinstance(exc, ClientError):
-                self.retries += int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+                self._count(retries=int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)))
             raise translate(exc, operation) from exc
-        self.retries += int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+        self._count(retries=int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)))
         return _strip_metadata(response)
 
     def _paginate(self, operation: str, result_key: str, **params: Any) -> Iterator[list[dict[str, Any]]]:
@@ -231,7 +237,7 @@ class CognitoGateway:
         try:
             paginator = self.client.get_paginator(operation)
             for page in paginator.paginate(**params):
-                self.retries += int(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+                self._count(retries=int(page.get("ResponseMetadata", {}).get("RetryAttempts", 0)))
                 yield page.get(result_key, [])
                 if not (page.get("PaginationToken") or page.get("NextToken")):
                     return

@@ -261,6 +261,15 @@ class SyncRun(models.Model):
     unchanged = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     summary = models.JSONField(default=dict, blank=True, help_text="Counts per kind of object.")
+    # The pool's first pull: one `imported` audit event per kind of object instead of one per object.
+    baseline = models.BooleanField(default=False)
+    # An unfinished run whose finished partitions this one took over instead of listing them again.
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumed_by", editable=False
+    )
+    # The highest user row id when the user listing began (carried by a resumed run): only
+    # rows up to it can be removed as gone from Cognito.
+    user_horizon = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-started_at"]
@@ -274,6 +283,56 @@ class SyncRun(models.Model):
         if self.finished_at and self.started_at:
             return self.finished_at - self.started_at
         return None
+
+
+class SyncPartition(models.Model):
+    """One listing of a pull: users whose `sub` starts with `key` (a hex prefix; blank: the whole
+    pool), or the members of the group named `key`. A work item that a thread of the pull's
+    worker, or a helper task on another worker, claims, lists and completes on its own."""
+
+    class Kind(models.TextChoices):
+        USERS = "users"
+        MEMBERSHIPS = "memberships"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="partitions")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    key = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Done by an earlier, unfinished run that this one resumes: not listed again.
+    carried = models.BooleanField(default=False)
+    # Who lists it now ("host:pid:token") and until when the claim holds without a renewal;
+    # for a pending partition waiting to be retried, the time before which nobody takes it.
+    owner = models.CharField(max_length=128, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    seen = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # The stored user rows this listing saw (a zlib-compressed bitmap of row ids), kept until
+    # the run's removal sweep has used it; empty for memberships (their sweep is per group).
+    seen_ids = models.BinaryField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["run", "kind", "key"]
+        verbose_name = "sync partition"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "kind", "key"], name="directory_syncpartition_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key or '(all)'} of run {self.run_id} ({self.status})"
 
 
 class AuditEvent(models.Model):
@@ -317,6 +376,8 @@ class AuditEvent(models.Model):
         GROUP_REMOVED = "group_removed"
         GROUP_ADD_FAILED = "group_add_failed"
         SYNC_FAILED = "sync_failed"
+        # A pool's first pull: its baseline, one event per kind of object (counts, the run).
+        IMPORTED = "imported"
         TEMPLATE_VERSION = "template_version"
         # Local bookkeeping.
         BULK_REQUESTED = "bulk_requested"

@@ -13,6 +13,9 @@ from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
+from celery import current_task
+from celery.utils.nodenames import worker_direct
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 RESEND_AFTER_SECONDS = 30
 # An `applying` change whose worker has not finished it in this long is taken to be lost.
 STALE_APPLYING_SECONDS = 900
+# Seconds a pull waits for the workers to answer a ping before it hands partitions to them.
+PING_SECONDS = 0.5
 
 
 def _tasks() -> ModuleType:
@@ -57,6 +62,41 @@ def enqueue_sync(pool_pk: int, **options: Any) -> None:
     """Ask the workers to pull a pool now (options as `tasks.sync_pool` takes them). Raises when
     the broker refuses the message: a pull that is not queued is not retried by anything."""
     _tasks().sync_pool.delay(pool_pk, **options)
+
+
+def start_pull_helpers(run_pk: int, kind: str, *, pool: UserPool, partitions: int) -> int:
+    """Ask each other Celery worker that is up to list partitions of a running pull alongside
+    this worker's threads (`tasks.pull_partitions` on the worker's own queue); return how many
+    were asked. None are when COGNITO_SYNC_FANOUT is off, the pool is smaller than
+    COGNITO_SYNC_FANOUT_MIN_USERS, there is one partition, tasks run eagerly, or the broker
+    cannot reach a worker by name (the embedded filesystem broker). A helper that never
+    comes costs nothing: the pull's own worker lists whatever nobody claimed."""
+    if not getattr(settings, "COGNITO_SYNC_FANOUT", True) or partitions < 2:
+        return 0
+    if pool.estimated_number_of_users < getattr(settings, "COGNITO_SYNC_FANOUT_MIN_USERS", 100_000):
+        return 0
+    task = _tasks().pull_partitions
+    conf = task.app.conf
+    if conf.task_always_eager or not conf.worker_direct or str(conf.broker_url).startswith(("filesystem", "memory")):
+        return 0
+    try:
+        replies = task.app.control.ping(timeout=PING_SECONDS) or []
+    except Exception as exc:  # noqa: BLE001 - no helpers, the pull goes on alone
+        logger.warning("could not ask the workers to help the pull of %s (%s)", pool.pool_id, exc)
+        return 0
+    own = current_task.request.hostname if current_task else None
+    others = sorted({name for reply in replies for name in reply} - {own})
+    sent = 0
+    for hostname in others[: partitions - 1]:
+        try:
+            task.apply_async((run_pk, kind), queue=worker_direct(hostname))
+        except Exception as exc:  # noqa: BLE001 - one helper fewer
+            logger.warning("could not ask %s to help the pull of %s (%s)", hostname, pool.pool_id, exc)
+            continue
+        sent += 1
+    if sent:
+        logger.info("pull of %s: %s partitions handed to %s other worker(s) too", pool.pool_id, kind, sent)
+    return sent
 
 
 def request_change(

@@ -133,9 +133,11 @@ DEFAULT_SHARES: dict[str, float] = {"pull": 0.7, "push": 0.9, "interactive": 1.0
 # more often than that (POLL_SECONDS), so a waiting lane is always seen.
 CONTENTION_WINDOW = 1.0
 POLL_SECONDS = 0.25
-# A bucket holds at most one second of its rate: a conforming burst stays under Cognito's
-# own one-second allowance as long as the rate is below the quota.
-BURST_SECONDS = 1.0
+# A bucket holds at most half a second of its rate. Cognito's own bucket holds a second of
+# the quota, so even a budget set at the quota itself leaves it half a second of slack for
+# requests that bunch on their way (threads, the network); a full second here would let a
+# budget at 100 % drain it and be throttled by every request that arrives a little early.
+BURST_SECONDS = 0.5
 EPSILON = 1e-9
 
 

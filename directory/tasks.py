@@ -13,7 +13,7 @@ from .models import BulkJob, UserPool
 from .services.bulk import bulk_job_run
 from .services.test_users import test_users_expire
 from .services.test_users_bulk import test_users_bulk_run
-from .sync import lease, schedule
+from .sync import lease, pull, schedule
 from .sync.push import apply_change as push_change
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,14 @@ def sync_pool(pool_pk: int, source: str = "worker", actor: str = "", scheduled: 
         return None
     run = lease.sync_pool(pool=pool, source=source, actor=actor)
     return run.pk
+
+
+@shared_task(name="directory.tasks.pull_partitions")
+def pull_partitions(run_pk: int, kind: str) -> int:
+    """Help another worker's running pull: claim and list its partitions of `kind` (users or
+    memberships) until none is left; returns how many this worker listed. Does nothing once
+    the pull is over, so a late or repeated message is harmless."""
+    return pull.help_pull(run_pk=run_pk, kind=kind)
 
 
 @shared_task(name="directory.tasks.sync_all_pools")

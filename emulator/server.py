@@ -13,6 +13,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from .latency import LatencyMiddleware, latency_ms
 from .protocol import TARGET_PREFIX, Environ, Handler, StartResponse, WSGIApp, cognito_backend, set_status
 from .quota import QuotaMiddleware, quota_mode
 from .shims import PATHS, PATTERNS, SHIMS
@@ -107,11 +108,13 @@ def start_server(
     quota: bool | None = None,
     state_path: Path | str | None = None,
     reset: bool = False,
+    latency: float | None = None,
 ) -> EmulatorServer:
     """Serve build_app() on host:port (0: a free port) and return once it accepts requests.
-    `quota` (default: $COGNITO_EMULATOR_QUOTA) enforces Cognito's request rates (QuotaMiddleware).
-    With `state_path`, the state is read from that file first (unless `reset`, which deletes it)
-    and written back on change and on stop."""
+    `quota` (default: $COGNITO_EMULATOR_QUOTA) enforces Cognito's request rates (QuotaMiddleware);
+    `latency` (milliseconds, default: $COGNITO_EMULATOR_LATENCY_MS) delays every Cognito call
+    (LatencyMiddleware), throttled answers included. With `state_path`, the state is read from that
+    file first (unless `reset`, which deletes it) and written back on change and on stop."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     SESSIONS.clear()
     middleware = build_app()
@@ -124,6 +127,9 @@ def start_server(
         middleware.on_change.append(store.mark_dirty)
         store.start()
     app: WSGIApp = QuotaMiddleware(middleware) if quota_mode(quota) else middleware
+    delay = latency_ms(latency)
+    if delay:
+        app = LatencyMiddleware(app, delay)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="cognito-emulator", daemon=True)
     thread.start()

@@ -274,3 +274,79 @@ def emu(cognito, monkeypatch):
     yield client
     server.stop()
     gateway.reset_clients()
+
+
+# A private broker and real Celery workers (tests/procs.py) ------------------------------------------
+
+
+@pytest.fixture
+def redis_binary() -> str:
+    from tests import procs
+
+    binary = procs.redis_server_binary()
+    if binary is None:
+        require_service("redis-server", "the cross-process tests start and stop their own Redis broker")
+    return binary
+
+
+@pytest.fixture
+def broker(redis_binary, tmp_path):
+    """A private redis-server for this test only (never the machine's Redis on 6379)."""
+    from tests import procs
+
+    server = procs.RedisServer(tmp_path, binary=redis_binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _reset_broker_pools() -> None:
+    import kombu.pools
+
+    from cognito_admin import celery_app
+
+    kombu.pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def celery_to(broker, settings, monkeypatch):
+    """Point this process's Celery app (the producer side: outbox.enqueue_change, delay())
+    at the private broker, non-eager, failing fast when the broker is down."""
+    from cognito_admin import celery_app
+
+    overrides = {
+        "broker_url": broker.url,
+        "task_always_eager": False,
+        "task_publish_retry": False,
+        "broker_connection_timeout": 1,
+        "broker_connection_retry": False,
+        "broker_connection_max_retries": 0,
+        # max_retries=0: kombu's connection (default_channel) would otherwise retry for ~2 s
+        # per publish while the broker is down.
+        "broker_transport_options": {
+            "visibility_timeout": 10,
+            "unacked_restore_interval": 2,
+            "unacked_restore_throttle": 1,
+            "max_retries": 0,
+        },
+    }
+    settings.CELERY_BROKER_URL = broker.url
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    # Celery reads the CELERY_BROKER_URL environment variable before its own configuration
+    # (CI sets it to the machine's Redis), so it must point at the private broker too.
+    monkeypatch.setenv("CELERY_BROKER_URL", broker.url)
+    previous = {key: celery_app.conf.get(key) for key in overrides}
+    celery_app.conf.update(overrides)
+    _reset_broker_pools()
+    try:
+        yield broker
+    finally:
+        celery_app.conf.update(previous)
+        _reset_broker_pools()
+        # Later tests run eagerly again, on the default broker.
+        assert {key: celery_app.conf.get(key) for key in overrides} == previous
+

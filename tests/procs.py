@@ -242,6 +242,15 @@ class CeleryWorker:
         self.kill()
 
 
+def worker_for_test(tmp_path: Path, name: str, *, settings_dict: dict[str, Any], cognito_endpoint: str, broker_url: str,
+                pool: str = "solo", **env: str) -> CeleryWorker:
+    """A worker on the test's database (`connection.settings_dict`), broker and Cognito endpoint,
+    logging to tmp_path/worker-NAME.log; `env` adds or overrides environment variables."""
+    environ = worker_env(database_url=database_url(settings_dict), broker_url=broker_url,
+                         cognito_endpoint=cognito_endpoint, **env)
+    return CeleryWorker(environ, tmp_path / f"worker-{name}.log", pool=pool, concurrency=1, name=name)
+
+
 # --------------------------------------------------------------------------- moto with faults
 
 

@@ -447,6 +447,20 @@ def test_sync_run_page_progress_and_refresh(admin_client, world):
     assert "1m 15s" in html
 
 
+def test_sync_run_page_shows_each_partition(admin_client, world):
+    from directory.models import SyncPartition
+
+    run = SyncRunFactory(pool=world["pool"], status=SyncRun.Status.FAILED, baseline=True)
+    SyncPartition.objects.create(run=run, kind="users", key="3", status="failed", attempts=3, pages=4, seen=212,
+                                 created=200, owner="worker-1:4242:abc", error="ListUsers: <Throttled>")
+    SyncPartition.objects.create(run=run, kind="users", key="a", status="done", carried=True, pages=2, seen=90)
+    SyncPartition.objects.create(run=run, kind="memberships", key="staff", status="pending")
+    html = admin_client.get(change("syncrun", run.pk)).content.decode()
+    assert "sub ^= &quot;3&quot;" in html and "group staff" in html
+    assert "done (resumed)" in html and "worker-1:4242" in html and "abc" not in html.split("worker-1:4242")[1][:5]
+    assert "ListUsers: &lt;Throttled&gt;" in html and "212" in html
+
+
 def test_sync_run_filters(admin_client, world):
     SyncRunFactory(pool=world["pool"], status=SyncRun.Status.FAILED, source="admin")
     SyncRunFactory(pool=world["other_pool"], status=SyncRun.Status.SUCCEEDED, source="worker")

@@ -18,12 +18,10 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-import kombu.pools
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from cognito_admin import celery_app
 from directory.models import AuditEvent, BulkJob, CognitoUser, PendingChange, UserPool
 from directory.services import bulk as bulk_services
 from directory.services import users as user_services
@@ -32,7 +30,6 @@ from directory.tasks import sweep_outbox
 from emulator import target
 from tests import procs
 from tests.cognito_helpers import UNICODE_NAMES, create_pool, create_user, list_all_users
-from tests.conftest import require_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -43,76 +40,11 @@ DONE = (PendingChange.Status.APPLIED, PendingChange.Status.FAILED, PendingChange
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
-def redis_binary() -> str:
-    binary = procs.redis_server_binary()
-    if binary is None:
-        require_service("redis-server", "the delivery tests start and stop their own Redis broker")
-    return binary
-
-
-@pytest.fixture
-def broker(redis_binary, tmp_path):
-    """A private redis-server for this test only (never the machine's Redis on 6379)."""
-    server = procs.RedisServer(tmp_path, binary=redis_binary)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _reset_broker_pools() -> None:
-    kombu.pools.reset()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def celery_to(broker, settings, monkeypatch):
-    """Point this process's Celery app (the producer side: outbox.enqueue_change, delay())
-    at the private broker, non-eager, failing fast when the broker is down."""
-    overrides = {
-        "broker_url": broker.url,
-        "task_always_eager": False,
-        "task_publish_retry": False,
-        "broker_connection_timeout": 1,
-        "broker_connection_retry": False,
-        "broker_connection_max_retries": 0,
-        # max_retries=0: kombu's connection (default_channel) would otherwise retry for ~2 s
-        # per publish while the broker is down.
-        "broker_transport_options": {
-            "visibility_timeout": 10,
-            "unacked_restore_interval": 2,
-            "unacked_restore_throttle": 1,
-            "max_retries": 0,
-        },
-    }
-    settings.CELERY_BROKER_URL = broker.url
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    # Celery reads the CELERY_BROKER_URL environment variable before its own configuration
-    # (CI sets it to the machine's Redis), so it must point at the private broker too.
-    monkeypatch.setenv("CELERY_BROKER_URL", broker.url)
-    previous = {key: celery_app.conf.get(key) for key in overrides}
-    celery_app.conf.update(overrides)
-    _reset_broker_pools()
-    try:
-        yield broker
-    finally:
-        celery_app.conf.update(previous)
-        _reset_broker_pools()
-        # Later tests run eagerly again, on the default broker.
-        assert {key: celery_app.conf.get(key) for key in overrides} == previous
-
-
 def _worker(tmp_path, name: str, *, cognito_endpoint: str, broker_url: str, pool: str = "solo", **env: str):
-    environ = procs.worker_env(
-        database_url=procs.database_url(connection.settings_dict),
-        broker_url=broker_url,
-        cognito_endpoint=cognito_endpoint,
-        **env,
+    return procs.worker_for_test(
+        tmp_path, name, settings_dict=connection.settings_dict, cognito_endpoint=cognito_endpoint,
+        broker_url=broker_url, pool=pool, **env,
     )
-    return procs.CeleryWorker(environ, tmp_path / f"worker-{name}.log", pool=pool, concurrency=1, name=name)
 
 
 def _mirror(cognito, name: str, users: int) -> tuple[UserPool, list[str]]:

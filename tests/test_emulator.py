@@ -323,7 +323,7 @@ def test_command_serves_seeds_and_stops_on_sigterm(tmp_path):
     }
     env.pop("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", None)
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "cognito_emulator", "--port", str(port), "--seed", "demo"],
+        [sys.executable, "manage.py", "cognito_emulator", "--port", str(port), "--seed", "demo", "--latency-ms", "1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -369,6 +369,7 @@ def test_command_serves_seeds_and_stops_on_sigterm(tmp_path):
         output.append(lines.get())
     text = "".join(output)
     assert "Seeded demo data" in text
+    assert "Latency mode: every Cognito call answered 1 ms late" in text
     assert "staff-portal" in text
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass

@@ -212,21 +212,28 @@ def test_threaded_writer_mirrors_creates_updates_and_removals(cognito, settings)
     assert writers, "the batches were not written on the writer thread"
     assert (run.created, run.pages) == (250, 5)
     _mirror_matches_remote(cognito, pool)
-    created = AuditEvent.objects.filter(correlation_id=str(run.correlation_id), object_type="user", action="created")
-    assert created.count() == 250
-    assert created.get(object_id="user00042").changes["email"] == [None, "user42@example.com"]
+    # The first pull is the baseline: one `imported` event for the users, none per user.
+    events = AuditEvent.objects.filter(correlation_id=str(run.correlation_id), object_type="user")
+    assert list(events.values_list("action", flat=True)) == ["imported"]
+    assert events.get().detail["count"] == 250
 
     for i in (3, 130, 249):
         cognito.admin_update_user_attributes(
             UserPoolId=pool_id, Username=f"user{i:05d}", UserAttributes=[{"Name": "name", "Value": f"Renamed {i}"}]
         )
     cognito.admin_delete_user(UserPoolId=pool_id, Username="user00100")
-    run = _pull(pool)
-    assert (run.created, run.updated, run.removed, run.unchanged) == (0, 3, 1, 246)
+    for i in (250, 251):
+        create_user(cognito, pool_id, f"user{i:05d}", email=f"user{i}@example.com", name=f"User {i}")
+    run = pull_pool(pool=pool, progress=watch)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert (run.created, run.updated, run.removed, run.unchanged) == (2, 3, 1, 246)
     _mirror_matches_remote(cognito, pool)
     renamed = AuditEvent.objects.get(correlation_id=str(run.correlation_id), action="updated", object_id="user00130")
     assert renamed.changes["name"] == ["User 130", "Renamed 130"]
-    assert _pull(pool).unchanged == 249
+    created = AuditEvent.objects.filter(correlation_id=str(run.correlation_id), object_type="user", action="created")
+    assert sorted(created.values_list("object_id", flat=True)) == ["user00250", "user00251"]
+    assert created.get(object_id="user00251").changes["email"] == [None, "user251@example.com"]
+    assert _pull(pool).unchanged == 251
 
 
 def test_new_row_an_operator_created_meanwhile_is_updated_not_a_failed_batch():

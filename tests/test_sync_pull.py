@@ -12,8 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from directory import gateway
 from directory.models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, SyncRun, UserPool
+from directory.sync import partitions
 from directory.sync.discovery import discover_pools
-from directory.sync.pull import IdBitmap, pull_pool
+from directory.sync.partitions import IdBitmap
+from directory.sync.pull import pull_pool
 from tests.cognito_helpers import UNICODE_NAMES, create_pool, create_user, inject, list_all_users
 
 pytestmark = pytest.mark.django_db
@@ -130,11 +132,31 @@ def test_full_pull_mirrors_every_field(big_remote):
     assert GroupMembership.objects.filter(group=groups["customers"]).count() == len(range(0, N_USERS, 7))
 
     run = SyncRun.objects.get(pool=pool)
-    assert run.seen == N_USERS + 3 and run.created == N_USERS + 3 and run.pages == -(-(N_USERS + 3) // 60)
-    created = AuditEvent.objects.filter(correlation_id=str(run.correlation_id), action="created", object_type="user")
-    assert created.count() == N_USERS + 3
-    event = created.get(object_id="user00001")
-    assert event.changes["name"] == [None, "李小龍 1"] and event.source == "worker"
+    assert run.seen == N_USERS + 3 and run.created == N_USERS + 3
+    # Listed in 16 partitions by `sub` prefix, each complete, none overlapping.
+    parts = {p.key: p for p in run.partitions.filter(kind="users")}
+    assert sorted(parts) == list("0123456789abcdef")
+    assert all(p.status == "done" and p.attempts == 1 for p in parts.values())
+    assert sum(p.seen for p in parts.values()) == N_USERS + 3 and run.pages == sum(p.pages for p in parts.values())
+    for key, part in parts.items():
+        in_part = sum(1 for user in local.values() if user.sub.startswith(key))
+        assert part.seen == part.created == in_part and part.pages == max(1, -(-in_part // 60))
+    memberships = run.partitions.get(kind="memberships", key="customers")
+    assert memberships.status == "done" and memberships.created == len(range(0, N_USERS, 7))
+
+    # The first pull is the pool's baseline: no event per object, one `imported` event per kind.
+    events = AuditEvent.objects.filter(correlation_id=str(run.correlation_id))
+    assert not events.exclude(action__in=["imported", "template_version"]).exists()
+    imported = {e.object_type: e for e in events.filter(action="imported")}
+    assert set(imported) == {"pool", "app_client", "group", "user", "membership"}
+    members = len(range(0, N_USERS, 7)) + 40
+    counts = {"pool": 1, "app_client": 2, "group": 2, "user": N_USERS + 3, "membership": members}
+    for kind, count in counts.items():
+        event = imported[kind]
+        assert event.detail == {"count": count, "created": count, "sync_run": run.pk}, kind
+        assert (event.object_id, event.pool_id, event.source, event.actor) == (pool.pool_id, pool.pool_id, "worker", "")
+    assert imported["user"].object_repr == f"{N_USERS + 3:,} users" and imported["user"].changes == {}
+    assert imported["pool"].changes["name"] == [None, "shop"]
 
 
 def test_second_sync_of_unchanged_pool_writes_nothing(big_remote):
@@ -148,7 +170,8 @@ def test_second_sync_of_unchanged_pool_writes_nothing(big_remote):
     offenders = [
         sql
         for sql in writes
-        if "directory_syncrun" not in sql and not re.search(r'UPDATE "directory_userpool" SET "last_synced_at"', sql)
+        if not re.search(r'"directory_sync(run|partition)"', sql)
+        and not re.search(r'UPDATE "directory_userpool" SET "last_synced_at"', sql)
     ]
     assert offenders == []
     assert AuditEvent.objects.count() == events_before
@@ -314,9 +337,13 @@ def test_throttled_past_retries_mid_listing_keeps_applied_batches_and_removes_no
     with inject(client, "ListUsers", lambda n: n >= 4) as calls:
         with pytest.raises(CommandError):
             call_command("cognito_sync", pool.pool_id, verbosity=0)
-    assert calls["failed"] == 6  # botocore's standard mode: 1 try + 5 retries
+    # botocore's standard mode: 1 try + 5 retries, for each of the listing's 3 attempts.
+    assert calls["failed"] == 6 * partitions.ATTEMPTS
     run = SyncRun.objects.filter(pool=pool).latest("started_at")
     assert run.status == SyncRun.Status.FAILED and "TooManyRequestsException" in run.error
+    assert "user listings failed after 3 attempts (the whole pool)" in run.error
+    listing = run.partitions.get(kind="users")
+    assert (listing.key, listing.status, listing.attempts) == ("", "failed", partitions.ATTEMPTS)
     assert (run.pages, run.updated, run.removed) == (3, 1, 0)
     local = {u.username: u for u in CognitoUser.objects.filter(pool=pool)}
     assert local["user00150"].enabled is False  # page 3: applied
@@ -355,7 +382,10 @@ def test_discover_registers_and_pulls_every_pool(cognito):
     beta = UserPool.objects.get(pool_id=b)
     assert beta.name == "beta" and beta.username_attributes == ["email"] and beta.last_synced_at
     assert CognitoUser.objects.get(pool__pool_id=a).email == "ann@example.com"
-    assert AuditEvent.objects.filter(object_type="pool", action="created").count() == 2
+    # Each pool's first pull is its baseline: `imported` events, no `created` ones.
+    assert AuditEvent.objects.filter(object_type="pool", action="imported").count() == 2
+    assert AuditEvent.objects.get(object_type="user", action="imported", pool_id=a).detail["count"] == 1
+    assert not AuditEvent.objects.filter(action="created").exists()
     # Idempotent: discovering again creates nothing new.
     assert len(discover_pools()) == 2 and UserPool.objects.count() == 2
 

@@ -1,56 +1,45 @@
 """Remote -> local: pull one pool's settings, app clients, groups, users and memberships.
 
 The pool's settings, app clients and groups are few: each phase is one transaction that
-creates, updates and removes rows by content hash. Users stream: their listing is fetched
-ahead of the database (`stream.Prefetch`) and applied in batches of
-COGNITO_SYNC_BATCH_SIZE users, each batch in its own short transaction (rows and their
-audit events together, written by `writer.BatchWriter`): one SELECT of the names in the
-batch, then one upsert of the new and changed rows, so an unchanged user costs no write
-at all. Rows missing from a *complete* listing are found with a bitmap of the row ids
-seen (an eighth of a byte a row) and removed only then. Memberships go the same way, one
-group at a time. A field with an operator's change still on its way to Cognito is never
-overwritten, and such a row is never removed.
+creates, updates and removes rows by content hash. Users and memberships are listed in
+partitions, several at once under the shared ListUsers budget (`sync.users`,
+`sync.memberships`, `sync.partitions`), and written batch by batch, each batch in its own
+short transaction with its audit events; rows missing from a *complete* listing are removed
+only once every partition is done. A field with an operator's change still on its way to
+Cognito is never overwritten, and such a row is never removed.
+
+A pool's first pull is its baseline: instead of an audit event per object created it writes
+one `imported` event per kind of object (the pool, app clients, groups, users, memberships),
+with the counts and the run. Every pull after it audits each object created, changed or
+removed, with field-level before/after.
 
 A pull that fails or is killed half-way keeps the batches it committed (each object
-consistent, each change audited) and removes nothing; the next pull completes it.
+consistent, each change audited) and removes nothing; the next pull resumes it, listing only
+the partitions it had not finished.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from .. import audit
 from ..gateway import CognitoError, CognitoGateway
-from ..mapping import (
-    USER_FIELDS,
-    client_fields,
-    diff,
-    group_fields,
-    model_values,
-    pool_fields,
-    pool_hash,
-    record_hash,
-    user_created_changes,
-    user_diff,
-    user_fields,
-    user_hash,
-)
+from ..mapping import client_fields, diff, group_fields, model_values, pool_fields, pool_hash, record_hash
 from ..message_templates import record_pulled_templates
-from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, PendingChange, SyncRun, UserPool
-from .stream import Prefetch, batched_pages
-from .writer import BatchWriter, current_rows, stored_hashes
+from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, SyncPartition, SyncRun, UserPool
+from . import partitions
+from .context import Counts, ProgressCallback, PullContext
+from .memberships import help_memberships, pull_memberships
+from .partitions import PartitionFailed
+from .users import help_users, protected, pull_users
 
 logger = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[SyncRun, "PullContext"], None]
 
 _POOL_FIELDS = (
     "name",
@@ -80,109 +69,6 @@ _POOL_FIELDS = (
 )
 
 
-class IdBitmap:
-    """A growable set of non-negative integer ids, one bit each."""
-
-    __slots__ = ("_bits",)
-
-    def __init__(self) -> None:
-        self._bits = bytearray()
-
-    def add(self, value: int) -> None:
-        index = value >> 3
-        if index >= len(self._bits):
-            self._bits.extend(bytes(index - len(self._bits) + 1 + len(self._bits) // 2))
-        self._bits[index] |= 1 << (value & 7)
-
-    def __contains__(self, value: int) -> bool:
-        index = value >> 3
-        return index < len(self._bits) and bool(self._bits[index] & (1 << (value & 7)))
-
-
-@dataclass
-class Counts:
-    created: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {"created": self.created, "updated": self.updated, "removed": self.removed, "unchanged": self.unchanged}
-
-
-@dataclass
-class PullContext:
-    pool: UserPool
-    run: SyncRun
-    gateway: CognitoGateway
-    source: str
-    actor: str
-    progress: ProgressCallback | None = None
-    batch_size: int = 500
-    users: Counts = field(default_factory=Counts)
-    clients: Counts = field(default_factory=Counts)
-    groups: Counts = field(default_factory=Counts)
-    memberships: Counts = field(default_factory=Counts)
-    pool_change: str = "unchanged"
-    protected_users: dict[str, set[str]] = field(default_factory=dict)
-    pages: int = 0
-    seen: int = 0
-    analyzed_at: int = 0
-
-    # -- audit helpers -----------------------------------------------------------------
-    def event(self, *, action: str, object_type: str, object_id: str, changes: dict, **extra: Any) -> dict[str, Any]:
-        """One audit event's own arguments; `write_events` adds what the pull's events share."""
-        return {"action": action, "object_type": object_type, "object_id": object_id, "changes": changes, **extra}
-
-    def _event_shared(self) -> dict[str, str]:
-        # What every audit event of this pull shares.
-        return {
-            "source": self.source,
-            "actor": self.actor,
-            "pool_id": self.pool.pool_id,
-            "correlation_id": str(self.run.correlation_id),
-        }
-
-    def events_text(self, events: list[dict[str, Any]]) -> audit.AuditCopy:
-        """`write_events`' COPY text (PostgreSQL), to be written by `audit.copy_write`."""
-        return audit.copy_text(events, **self._event_shared())
-
-    def write_events(self, events: list[dict[str, Any]]) -> None:
-        audit.copy_many(events, **self._event_shared())
-
-    def report(self, phase: str) -> None:
-        run = self.run
-        run.phase = phase
-        run.pages = self.pages
-        run.seen = self.seen
-        run.created = self.users.created
-        run.updated = self.users.updated
-        run.removed = self.users.removed
-        run.unchanged = self.users.unchanged
-        run.summary = self.summary()
-        SyncRun.objects.using(settings.COGNITO_SYNC_PROGRESS_DB).filter(pk=run.pk).update(
-            phase=run.phase,
-            pages=run.pages,
-            seen=run.seen,
-            created=run.created,
-            updated=run.updated,
-            removed=run.removed,
-            unchanged=run.unchanged,
-            summary=run.summary,
-        )
-        if self.progress:
-            self.progress(run, self)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "pool": self.pool_change,
-            "users": self.users.as_dict(),
-            "clients": self.clients.as_dict(),
-            "groups": self.groups.as_dict(),
-            "memberships": self.memberships.as_dict(),
-        }
-
-
 def pull_pool(
     *,
     pool: UserPool,
@@ -195,13 +81,16 @@ def pull_pool(
 
     Sends only reads (DescribeUserPool, ListUserPoolClients, DescribeUserPoolClient,
     ListGroups, ListUsers, ListUsersInGroup; never AdminGetUser). Idempotent: a second
-    run over an unchanged pool writes nothing but its SyncRun and `last_synced_at`.
-    A Cognito failure is recorded on the SyncRun (status `failed`, `error`) and in the
-    audit log; it does not raise. Batches committed before a failure stay (each with its
-    audit events); nothing is removed unless its listing completed.
+    run over an unchanged pool writes nothing but its SyncRun, its partitions and
+    `last_synced_at`. A Cognito failure is recorded on the SyncRun (status `failed`, `error`)
+    and in the audit log; it does not raise. Batches committed before a failure stay (each
+    with its audit events); nothing is removed unless every listing completed.
     """
     db = settings.COGNITO_SYNC_PROGRESS_DB
-    run = SyncRun.objects.using(db).create(pool=pool, source=source, actor=actor, phase="starting")
+    baseline = pool.last_synced_at is None
+    run = SyncRun.objects.using(db).create(
+        pool=pool, source=source, actor=actor, phase="starting", baseline=baseline
+    )
     ctx = PullContext(
         pool=pool,
         run=run,
@@ -210,6 +99,8 @@ def pull_pool(
         actor=actor,
         progress=progress,
         batch_size=settings.COGNITO_SYNC_BATCH_SIZE,
+        threads=settings.COGNITO_SYNC_THREADS,
+        baseline=baseline,
     )
     try:
         # Each phase commits on its own (users and memberships batch by batch): a long pull
@@ -220,12 +111,16 @@ def pull_pool(
             _pull_clients(ctx)
         with transaction.atomic():
             _pull_groups(ctx)
-        _pull_users(ctx)
-        _pull_memberships(ctx)
-        now = timezone.now()
-        UserPool.objects.filter(pk=pool.pk).update(last_synced_at=now)
-        pool.last_synced_at = now
-    except CognitoError as exc:
+        pull_users(ctx)
+        pull_memberships(ctx)
+        with transaction.atomic():
+            if baseline:
+                _record_baseline(ctx)
+            now = timezone.now()
+            UserPool.objects.filter(pk=pool.pk).update(last_synced_at=now)
+            pool.last_synced_at = now
+        partitions.forget_seen_ids(pool)
+    except (CognitoError, PartitionFailed) as exc:
         _fail(ctx, exc)
         return run
     except Exception as exc:
@@ -240,6 +135,30 @@ def pull_pool(
     return run
 
 
+def help_pull(*, run_pk: int, kind: str) -> int:
+    """A helper's share of another worker's pull: claim and list partitions of `kind` (users or
+    memberships) of run `run_pk` while it runs, until none is left to claim; return how many
+    this helper completed. Does nothing if the run is over. Safe to run twice: a partition is
+    only ever listed by the one worker holding its claim."""
+    run = SyncRun.objects.select_related("pool").filter(pk=run_pk, status=SyncRun.Status.RUNNING).first()
+    if run is None:
+        return 0
+    ctx = PullContext(
+        pool=run.pool,
+        run=run,
+        gateway=CognitoGateway(run.pool.region, purpose="pull"),
+        source=run.source,
+        actor=run.actor,
+        batch_size=settings.COGNITO_SYNC_BATCH_SIZE,
+        threads=settings.COGNITO_SYNC_THREADS,
+        baseline=run.baseline,
+        coordinator=False,
+    )
+    done = help_users(ctx) if kind == SyncPartition.Kind.USERS else help_memberships(ctx)
+    logger.info("helped the sync of %s: %s %s partition(s) listed", run.pool.pool_id, done, kind)
+    return done
+
+
 def _fail(ctx: PullContext, exc: Exception) -> None:
     # Batches committed before the failure stay, so the counts say what was applied.
     run = ctx.run
@@ -248,19 +167,26 @@ def _fail(ctx: PullContext, exc: Exception) -> None:
     run.status = SyncRun.Status.FAILED
     run.finished_at = timezone.now()
     run.error = reason
+    pages, seen, users, members = ctx.totals()
+    summary = ctx.summary(users, members)
     SyncRun.objects.using(settings.COGNITO_SYNC_PROGRESS_DB).filter(pk=run.pk).update(
         status=run.status,
         finished_at=run.finished_at,
         error=reason,
         phase=f"failed during {run.phase}"[:32],
-        pages=ctx.pages,
-        seen=ctx.seen,
-        created=ctx.users.created,
-        updated=ctx.users.updated,
-        removed=ctx.users.removed,
-        unchanged=ctx.users.unchanged,
-        summary=ctx.summary(),
+        pages=pages,
+        seen=seen,
+        created=users.created,
+        updated=users.updated,
+        removed=users.removed,
+        unchanged=users.unchanged,
+        summary=summary,
     )
+    detail: dict[str, Any] = {"error": reason, "code": getattr(exc, "code", ""), "phase": run.phase}
+    if ctx.baseline:
+        # The baseline's `imported` events come with the pull that completes it; until then this
+        # says what the interrupted one wrote.
+        detail["imported_so_far"] = {kind: counts["created"] for kind, counts in summary.items() if kind != "pool"}
     audit.record(
         action=audit.Action.SYNC_FAILED,
         object_type="pool",
@@ -270,47 +196,53 @@ def _fail(ctx: PullContext, exc: Exception) -> None:
         source=ctx.source,
         actor=ctx.actor,
         outcome=audit.Outcome.FAILED,
-        detail={"error": reason, "code": getattr(exc, "code", ""), "phase": run.phase},
+        detail=detail,
         correlation_id=str(run.correlation_id),
     )
 
 
-def _protected(pool: UserPool, object_type: str, keys: list[str] | None = None) -> dict[str, set[str]]:
-    """Fields with an outbound change still on its way: a pull must not overwrite them."""
-    qs = PendingChange.objects.filter(pool=pool, object_type=object_type, status__in=PendingChange.ACTIVE)
-    if keys is not None:
-        qs = qs.filter(object_key__in=keys)
-    protected: dict[str, set[str]] = {}
-    for key, fields in qs.values_list("object_key", "fields"):
-        protected.setdefault(key, set()).update(fields)
-    return protected
+# Baseline -----------------------------------------------------------------------------------------
+
+# Kind of object in the audit log -> what the mirror holds of it.
+_BASELINE_KINDS = (
+    ("pool", "pool settings", lambda pool: 1),
+    ("app_client", "app clients", lambda pool: AppClient.objects.filter(pool=pool).count()),
+    ("group", "groups", lambda pool: CognitoGroup.objects.filter(pool=pool).count()),
+    ("user", "users", lambda pool: CognitoUser.objects.filter(pool=pool).count()),
+    ("membership", "group memberships", lambda pool: GroupMembership.objects.filter(group__pool=pool).count()),
+)
 
 
-def _keep_local(fields: dict[str, Any], current: dict[str, Any], keep: set[str]) -> dict[str, Any]:
-    """The pulled fields with the protected paths kept at the stored row's values (`current`)."""
-    merged = dict(fields)
-    attributes = dict(fields["attributes"])
-    for path in keep:
-        if path.startswith("attributes."):
-            name = path.split(".", 1)[1]
-            if name in current["attributes"]:
-                attributes[name] = current["attributes"][name]
-            else:
-                attributes.pop(name, None)
-            typed = {
-                "sub": "sub",
-                "email": "email",
-                "phone_number": "phone_number",
-                "name": "name",
-                "email_verified": "email_verified",
-                "phone_number_verified": "phone_number_verified",
-            }
-            if name in typed:
-                merged[typed[name]] = current[typed[name]]
-        elif path in merged:
-            merged[path] = current[path]
-    merged["attributes"] = attributes
-    return merged
+def _record_baseline(ctx: PullContext) -> None:
+    """One `imported` audit event per kind of object: how many the mirror holds now that the
+    pool's first pull is complete, how many this run created, and the run."""
+    _, _, users, members = ctx.totals()
+    created = {
+        "pool": int(ctx.pool_change == audit.Action.CREATED),
+        "app_client": ctx.clients.created,
+        "group": ctx.groups.created,
+        "user": users.created,
+        "membership": members.created,
+    }
+    run = ctx.run
+    events = []
+    for object_type, label, count in _BASELINE_KINDS:
+        total = count(ctx.pool)
+        detail = {"count": total, "created": created[object_type], "sync_run": run.pk}
+        if run.resumed_from_id:
+            detail["resumed_from"] = run.resumed_from_id
+        events.append(
+            ctx.event(
+                action=audit.Action.IMPORTED,
+                object_type=object_type,
+                object_id=ctx.pool.pool_id,
+                object_repr=f"{total:,} {label}"[:256],
+                # The pool's settings as the baseline found them; the other kinds are counted.
+                changes=diff({}, model_values(ctx.pool, _POOL_FIELDS)) if object_type == "pool" else {},
+                detail=detail,
+            )
+        )
+    ctx.write_events(events)
 
 
 # Pool --------------------------------------------------------------------------------------
@@ -322,7 +254,7 @@ def _pull_pool(ctx: PullContext) -> None:
     fields = pool_fields(ctx.gateway.describe_user_pool(pool.pool_id), region=pool.region)
     new_hash = pool_hash(fields)
     estimate = fields["estimated_number_of_users"]
-    if new_hash != pool.content_hash and _protected(pool, "pool", [pool.pool_id]):
+    if new_hash != pool.content_hash and protected(pool, "pool", [pool.pool_id]):
         return  # an operator's change to the settings is on its way; the next pull takes them
     if new_hash == pool.content_hash:
         if estimate != pool.estimated_number_of_users:
@@ -341,6 +273,8 @@ def _pull_pool(ctx: PullContext) -> None:
     record_pulled_templates(pool, actor=ctx.actor)
     action = audit.Action.CREATED if created else audit.Action.UPDATED
     ctx.pool_change = action.value  # "created" or "updated" in the summary
+    if created and ctx.baseline:
+        return  # the baseline's `imported` event of the pool carries its settings
     ctx.write_events(
         [
             ctx.event(
@@ -368,7 +302,7 @@ def _reconcile_small(
 ) -> None:
     """Create, update and remove the few rows of a pool's clients or groups."""
     existing = {getattr(obj, key): obj for obj in model.objects.filter(pool=ctx.pool)}
-    protected = _protected(ctx.pool, object_type)
+    keep = protected(ctx.pool, object_type)
     events = []
     seen: set[str] = set()
     for fields in records:
@@ -376,7 +310,7 @@ def _reconcile_small(
         seen.add(ident)
         new_hash = record_hash(fields)
         current = existing.get(ident)
-        if current is not None and (current.content_hash == new_hash or ident in protected):
+        if current is not None and (current.content_hash == new_hash or ident in keep):
             counts.unchanged += 1
             continue
         before = {} if current is None else model_values(current, fields.keys())
@@ -387,6 +321,8 @@ def _reconcile_small(
         obj.save()
         action = audit.Action.CREATED if current is None else audit.Action.UPDATED
         setattr(counts, action.value, getattr(counts, action.value) + 1)  # Counts.created / Counts.updated
+        if current is None and ctx.baseline:
+            continue  # counted in the baseline's `imported` event
         events.append(
             ctx.event(
                 action=action,
@@ -397,7 +333,7 @@ def _reconcile_small(
             )
         )
     for ident, obj in existing.items():
-        if ident in seen or ident in protected:
+        if ident in seen or ident in keep:
             continue
         before = model_values(obj, [f.name for f in model._meta.concrete_fields if f.name not in {"id", "pool", "raw"}])
         obj.delete()
@@ -430,207 +366,3 @@ def _pull_groups(ctx: PullContext) -> None:
     ctx.report("groups")
     records = (group_fields(g) for page in ctx.gateway.list_groups(ctx.pool.pool_id) for g in page)
     _reconcile_small(ctx, model=CognitoGroup, key="name", object_type="group", records=records, counts=ctx.groups)
-
-
-# Users ---------------------------------------------------------------------------------------------
-
-
-def _max_id(qs: QuerySet) -> int:
-    return qs.aggregate(top=Max("id"))["top"] or 0
-
-
-def _pull_users(ctx: PullContext) -> None:
-    ctx.report("users")
-    # Outbound changes in flight are few; one query for the whole listing.
-    ctx.protected_users = _protected(ctx.pool, "user")
-    # Rows created after this point by someone else (an operator's new user) are not
-    # candidates for removal: the listing may have passed their place already.
-    horizon = _max_id(CognitoUser.objects.filter(pool=ctx.pool))
-    seen = IdBitmap()
-    with Prefetch(ctx.gateway.list_users(ctx.pool.pool_id)) as pages, BatchWriter(ctx, seen) as writer:
-        for batch in batched_pages(ctx, pages, count_pages=True):
-            _apply_user_batch(ctx, batch, seen, writer)
-            ctx.report("users")
-    # The listing completed: whatever was not seen is gone from Cognito.
-    _remove_unseen_users(ctx, seen, horizon)
-
-
-def _apply_user_batch(ctx: PullContext, records: list[dict[str, Any]], seen: IdBitmap, writer: BatchWriter) -> None:
-    """Map, hash and compare a batch; upsert what is new or changed, with its audit events."""
-    incoming: dict[str, dict[str, Any]] = {}
-    for record in records:
-        fields = user_fields(record)
-        incoming[fields["username"]] = fields
-    ctx.seen += len(incoming)
-    writer.wait_for(incoming)
-    existing = stored_hashes(ctx.pool, list(incoming))
-    hashes: dict[str, str] = {}
-    changed: list[int] = []
-    for username, fields in incoming.items():
-        new_hash = hashes[username] = user_hash(fields)
-        known = existing.get(username)
-        if known is None:
-            continue
-        seen.add(known[0])
-        if known[1] == new_hash:
-            ctx.users.unchanged += 1
-        else:
-            changed.append(known[0])
-    # Only the changed rows are read in full (as plain dicts), for the audit's before values.
-    stored_rows = current_rows(changed) if changed else {}
-    protected = ctx.protected_users
-    rows: list[tuple[dict[str, Any], str, bool]] = []
-    events: list[dict[str, Any]] = []
-    created = updated = 0
-    for username, fields in incoming.items():
-        known = existing.get(username)
-        if known is None:
-            rows.append((fields, hashes[username], True))
-            events.append(
-                {
-                    "action": audit.Action.CREATED,
-                    "object_type": "user",
-                    "object_id": username,
-                    "object_repr": fields["email"] or username,
-                    "changes": user_created_changes(fields),
-                    "detail": {"sub": fields["sub"]},
-                }
-            )
-            created += 1
-            continue
-        current = stored_rows.get(username)
-        if current is None:
-            continue  # unchanged (or removed by someone else since the SELECT: the next pull sees it)
-        if username in protected:
-            fields = _keep_local(fields, current, protected[username])
-        rows.append((fields, hashes[username], False))
-        updated += 1
-        changes = user_diff(current, fields)
-        if changes:
-            events.append(
-                {
-                    "action": audit.Action.UPDATED,
-                    "object_type": "user",
-                    "object_id": username,
-                    "object_repr": fields["email"] or username,
-                    "changes": changes,
-                    "detail": {"sub": fields["sub"]},
-                }
-            )
-    if rows:
-        writer.submit(rows, events, created=created, updated=updated)
-
-
-def _remove_unseen_users(ctx: PullContext, seen: IdBitmap, horizon: int) -> None:
-    ctx.report("removing users")
-    protected = ctx.protected_users
-    ids = (
-        CognitoUser.objects.filter(pool=ctx.pool, id__lte=horizon)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    gone = [user_id for user_id in ids.iterator(chunk_size=5000) if user_id not in seen]
-    for start in range(0, len(gone), ctx.batch_size):
-        batch = gone[start : start + ctx.batch_size]
-        events = []
-        doomed = []
-        with transaction.atomic():
-            for user in CognitoUser.objects.filter(id__in=batch).only("id", *USER_FIELDS):
-                if user.username in protected:
-                    continue  # an outbound change (e.g. a creation) is still on its way
-                doomed.append(user.pk)
-                before = model_values(user, USER_FIELDS)
-                events.append(
-                    ctx.event(
-                        action=audit.Action.DELETED,
-                        object_type="user",
-                        object_id=user.username,
-                        object_repr=user.email or user.username,
-                        changes={k: [v[1], None] for k, v in diff({}, before).items()},
-                        detail={"sub": user.sub},
-                    )
-                )
-            CognitoUser.objects.filter(id__in=doomed).delete()
-            ctx.write_events(events)
-        ctx.users.removed += len(doomed)
-        ctx.report("removing users")
-
-
-# Memberships ------------------------------------------------------------------------------------------
-
-
-def _pull_memberships(ctx: PullContext) -> None:
-    ctx.report("memberships")
-    protected_users = {
-        username
-        for username, fields in _protected(ctx.pool, "user").items()
-        if any(f.startswith("groups.") for f in fields)
-    }
-    for group in CognitoGroup.objects.filter(pool=ctx.pool).order_by("name"):
-        horizon = _max_id(GroupMembership.objects.filter(group=group))
-        seen = IdBitmap()
-        with Prefetch(ctx.gateway.list_users_in_group(ctx.pool.pool_id, group.name)) as pages:
-            for batch in batched_pages(ctx, pages):
-                _apply_membership_batch(ctx, group, batch, seen, protected_users)
-        _remove_stale_memberships(ctx, group, seen, horizon, protected_users)
-
-
-def _apply_membership_batch(
-    ctx: PullContext,
-    group: CognitoGroup,
-    records: list[dict[str, Any]],
-    seen: IdBitmap,
-    protected_users: set[str],
-) -> None:
-    usernames = list({u["Username"] for u in records})
-    users = dict(CognitoUser.objects.filter(pool=ctx.pool, username__in=usernames).values_list("id", "username"))
-    current = dict(GroupMembership.objects.filter(group=group, user_id__in=list(users)).values_list("user_id", "id"))
-    for membership_id in current.values():
-        seen.add(membership_id)
-    ctx.memberships.unchanged += len(current)
-    new = [
-        GroupMembership(group=group, user_id=uid)
-        for uid in users
-        if uid not in current and users[uid] not in protected_users
-    ]
-    if not new:
-        return
-    with transaction.atomic():
-        GroupMembership.objects.bulk_create(new, batch_size=ctx.batch_size)
-        ctx.write_events([_membership_event(ctx, group, users[m.user_id], audit.Action.GROUP_ADDED) for m in new])
-    for m in new:
-        seen.add(m.id)
-    ctx.memberships.created += len(new)
-
-
-def _remove_stale_memberships(
-    ctx: PullContext, group: CognitoGroup, seen: IdBitmap, horizon: int, protected_users: set[str]
-) -> None:
-    stale = [
-        (mid, username)
-        for mid, username in GroupMembership.objects.filter(group=group, id__lte=horizon)
-        .order_by("id")
-        .values_list("id", "user__username")
-        .iterator(chunk_size=5000)
-        if mid not in seen and username not in protected_users
-    ]
-    for start in range(0, len(stale), ctx.batch_size):
-        batch = stale[start : start + ctx.batch_size]
-        with transaction.atomic():
-            GroupMembership.objects.filter(id__in=[mid for mid, _ in batch]).delete()
-            ctx.write_events(
-                [_membership_event(ctx, group, username, audit.Action.GROUP_REMOVED) for _, username in batch]
-            )
-        ctx.memberships.removed += len(batch)
-
-
-def _membership_event(ctx: PullContext, group: CognitoGroup, username: str, action: str) -> dict[str, Any]:
-    before, after = (None, group.name) if action == audit.Action.GROUP_ADDED else (group.name, None)
-    return ctx.event(
-        action=action,
-        object_type="user",
-        object_id=username,
-        object_repr=username,
-        changes={"group": [before, after]},
-        detail={"group": group.name},
-    )

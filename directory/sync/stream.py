@@ -1,97 +1,107 @@
-"""Page streaming for a pull: Cognito listings fetched ahead of the database, regrouped into batches.
+"""Page streaming for a pull: several Cognito listings run at once, their pages merged into one queue.
 
-A listing (ListUsers, ListUsersInGroup) is read by a background thread into a small
-bounded queue while the pull's thread maps and writes the pages already fetched, so the
-network and the database overlap and memory stays flat.
+Each listing (ListUsers for one `sub` prefix, ListUsersInGroup for one group) runs on a thread
+of a small pool and puts its pages into one bounded queue; the pull's thread takes them out in
+arrival order and maps and writes them, so the network, the shared request budget and the
+database overlap, and memory stays flat (the queue holds at most `depth` pages, each thread
+one more). Listing threads only talk to Cognito (the gateway's botocore client is
+thread-safe); the database stays on the pull's thread.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+Page = list[dict[str, Any]]
+# ("page", key, records) for each page; then ("done", key, None) or ("error", key, exception).
+Event = tuple[Literal["page", "done", "error"], Hashable, Any]
+
+# Pages waiting for the pull's thread, per listing thread: bounds memory, hides latency.
+PAGES_AHEAD_PER_THREAD = 4
+MIN_DEPTH = 8
 
 
-class PageCounter(Protocol):
-    """What batching needs of a pull's context (sync.pull.PullContext is one)."""
+class Fanout:
+    """Run up to `threads` listings at once; their pages come back through `get()`.
 
-    pages: int
-    batch_size: int
-
-
-# ListUsers pages fetched ahead of the database (60 users each): bounds memory, hides latency.
-PREFETCH_PAGES = 8
-
-
-class Prefetch:
-    """Iterate a page iterator that a background thread runs ahead, through a bounded queue.
-
-    The thread only talks to Cognito (the gateway's botocore client is thread-safe); the
-    database stays on the caller's thread. An error in the thread is raised to the caller
-    at the point of the listing it interrupted; `close()` stops the thread early.
+    `start(key, pages)` runs the page iterator `pages()` on a free thread. The pull's thread
+    calls `get()` for the next event. An exception in a listing is handed over as that
+    listing's "error" event (a BaseException too: it is the caller's to re-raise). `cancel(key)`
+    stops one listing at its next page; `close()` stops them all and waits for the threads.
     """
 
-    def __init__(self, pages: Iterator[list[dict[str, Any]]], depth: int = PREFETCH_PAGES) -> None:
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    def __init__(self, threads: int, *, depth: int | None = None, name: str = "cognito-listing") -> None:
+        self.threads = max(1, threads)
+        size = depth if depth is not None else max(MIN_DEPTH, self.threads * PAGES_AHEAD_PER_THREAD)
+        self._queue: queue.Queue[Event] = queue.Queue(maxsize=size)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(pages,), name="cognito-prefetch", daemon=True)
-        self._thread.start()
+        self._cancelled: set[Hashable] = set()
+        self._lock = threading.Lock()
+        self._active: set[Hashable] = set()
+        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix=name)
 
-    def _run(self, pages: Iterator[list[dict[str, Any]]]) -> None:
+    @property
+    def active(self) -> int:
+        """Listings started and not yet finished (their last event may still be queued)."""
+        with self._lock:
+            return len(self._active)
+
+    def start(self, key: Hashable, pages: Callable[[], Iterator[Page]]) -> None:
+        with self._lock:
+            self._active.add(key)
+            self._cancelled.discard(key)
+        self._executor.submit(self._run, key, pages)
+
+    def cancel(self, key: Hashable) -> None:
+        with self._lock:
+            self._cancelled.add(key)
+
+    def _stopped(self, key: Hashable) -> bool:
+        return self._stop.is_set() or key in self._cancelled
+
+    def _run(self, key: Hashable, pages: Callable[[], Iterator[Page]]) -> None:
+        iterator: Iterator[Page] | None = None
         try:
-            for page in pages:
-                if not self._put(("page", page)):
+            iterator = pages()
+            for page in iterator:
+                if not self._put(("page", key, page)):
                     return
-            self._put(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            self._put(("error", exc))
+            self._put(("done", key, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the pull's thread
+            self._put(("error", key, exc))
         finally:
-            close = getattr(pages, "close", None)
+            close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+            with self._lock:
+                self._active.discard(key)
 
-    def _put(self, item: tuple[str, Any]) -> bool:
-        while not self._stop.is_set():
+    def _put(self, event: Event) -> bool:
+        while not self._stopped(event[1]):
             try:
-                self._queue.put(item, timeout=0.1)
+                self._queue.put(event, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        while True:
-            kind, value = self._queue.get()
-            if kind == "page":
-                yield value
-            elif kind == "done":
-                return
-            else:
-                raise value
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None when none came within `timeout` seconds."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> Prefetch:
+    def __enter__(self) -> Fanout:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def batched_pages(
-    ctx: PageCounter, pages: Iterable[list[dict[str, Any]]], *, count_pages: bool = False
-) -> Iterator[list[dict[str, Any]]]:
-    """Pages regrouped into batches of about `batch_size` records (SyncRun.pages counts the user listing's)."""
-    batch: list[dict[str, Any]] = []
-    for page in pages:
-        if count_pages:
-            ctx.pages += 1
-        batch.extend(page)
-        if len(batch) >= ctx.batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

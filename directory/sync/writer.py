@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -38,7 +38,7 @@ class UserCounts(Protocol):
 
 
 class WriteContext(Protocol):
-    """What the writer needs of a pull's context (sync.pull.PullContext is one). Declared here so
+    """What the writer needs of a pull's context (sync.context.PullContext is one). Declared here so
     the writer does not import the pull that uses it."""
 
     pool: UserPool
@@ -54,9 +54,11 @@ class WriteContext(Protocol):
 
 
 class SeenIds(Protocol):
-    """The pull's record of the row ids a listing saw (sync.pull.IdBitmap is one)."""
+    """The pull's record of the row ids a listing saw (sync.partitions.IdBitmap is one)."""
 
     def add(self, row_id: int) -> None: ...
+
+Callback = Callable[[], None] | None
 
 # is_test_user / test_user_expires_at are local bookkeeping: an upsert never touches them.
 _USER_UPDATE_FIELDS = [f for f in USER_FIELDS if f != "username"] + ["content_hash"]
@@ -134,7 +136,7 @@ class BatchWriter:
         connection = connections[CognitoUser.objects.db]
         threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="pull-writer") if threaded else None
-        self._pending: tuple[Future[list[int]], int, int] | None = None
+        self._pending: tuple[Future[list[int]], int, int, Callback] | None = None
         self._pending_names: frozenset[str] = frozenset()
 
     def _write(self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]]) -> list[int]:
@@ -151,43 +153,55 @@ class BatchWriter:
             audit.copy_write(events)
         return ids
 
-    def _done(self, ids: list[int], created: int, updated: int) -> None:
+    def _done(self, ids: list[int], created: int, updated: int, on_commit: Callback) -> None:
         for pk in ids:
             self.seen.add(pk)
         self.ctx.users.created += created
         self.ctx.users.updated += updated
+        if on_commit is not None:
+            on_commit()
         _refresh_planner_statistics(self.ctx)
 
     def submit(
-        self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]], *, created: int, updated: int
+        self,
+        rows: list[tuple[dict[str, Any], str, bool]],
+        events: list[dict[str, Any]],
+        *,
+        created: int,
+        updated: int,
+        on_commit: Callback = None,
     ) -> None:
+        """Write a batch (here, or on the writer thread); `on_commit` is called on the pull's
+        thread once the batch has committed."""
         if self._executor is None:
-            self._done(self._write(rows, events), created, updated)
+            self._done(self._write(rows, events), created, updated, on_commit)
             return
         # The COPY text is built here, on the pull's thread, before the batch in flight is
         # waited for: the writer thread then only sends it, and PostgreSQL is kept busy.
         new, changed = _user_copy_text(self.ctx.pool, rows)
         text = self.ctx.events_text(events)
         self.wait()
-        self._pending = (self._executor.submit(self._write_text, new, changed, text), created, updated)
+        self._pending = (self._executor.submit(self._write_text, new, changed, text), created, updated, on_commit)
         self._pending_names = frozenset(fields["username"] for fields, *_ in rows)
 
     def wait(self) -> None:
         """Apply the result of the batch in flight (raising its error), if any."""
         pending, self._pending, self._pending_names = self._pending, None, frozenset()
         if pending is not None:
-            future, created, updated = pending
-            self._done(future.result(), created, updated)
+            future, created, updated, on_commit = pending
+            self._done(future.result(), created, updated, on_commit)
 
     def wait_for(self, usernames: Iterable[str]) -> None:
         """Wait for the batch in flight if it writes any of these users (so a SELECT sees it)."""
         if self._pending_names and not self._pending_names.isdisjoint(usernames):
             self.wait()
 
-    def _progress_after_failure(self, created: int, updated: int) -> None:
+    def _progress_after_failure(self, created: int, updated: int, on_commit: Callback) -> None:
         try:
             self.ctx.users.created += created
             self.ctx.users.updated += updated
+            if on_commit is not None:
+                on_commit()
             self.ctx.report("users")
         except Exception:  # noqa: BLE001 - the pull's own error is the one to raise
             logger.exception("could not record the progress of %s", self.ctx.pool.pool_id)
@@ -204,10 +218,10 @@ class BatchWriter:
             elif self._pending is not None:
                 # The pull already failed: let the batch in flight end (commit or roll back), keep the
                 # first error, and record the progress of a batch that committed.
-                future, created, updated = self._pending
+                future, created, updated, on_commit = self._pending
                 self._pending = None
                 if future.exception() is None:
-                    self._progress_after_failure(created, updated)
+                    self._progress_after_failure(created, updated, on_commit)
         finally:
             self._executor.submit(_close_thread_connection).result()
             self._executor.shutdown()

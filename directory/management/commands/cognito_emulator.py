@@ -3,6 +3,7 @@ the var directory across restarts, optionally seeded and mirrored."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import threading
@@ -25,6 +26,13 @@ def _default_port() -> int:
 def state_path():
     """Where the emulator keeps its pools, users, tokens and message log between runs."""
     return settings.VAR_DIR / "cognito-emulator" / "state.json"
+
+
+def _milliseconds(text: str) -> float:
+    try:
+        return emulator.latency_ms(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds, 0 or more (got {text!r})") from None
 
 
 class Command(BaseCommand):
@@ -51,14 +59,27 @@ class Command(BaseCommand):
             help="Enforce Cognito's request-rate quotas (TooManyRequestsException past them); "
             "default: $COGNITO_EMULATOR_QUOTA.",
         )
+        parser.add_argument(
+            "--latency-ms",
+            type=_milliseconds,
+            default=None,
+            metavar="N",
+            help="Answer every Cognito call N ms late, as a distant Cognito does (default: "
+            "$COGNITO_EMULATOR_LATENCY_MS, else 0).",
+        )
 
     def handle(self, *args: Any, port: int | None = None, seed: str | None = None, mirror: bool = False, **options):
         port = _default_port() if port is None else port
         host = options.get("host") or "127.0.0.1"
         path = state_path()
         try:
+            latency = emulator.latency_ms(options.get("latency_ms"))
+        except ValueError as exc:  # a bad $COGNITO_EMULATOR_LATENCY_MS
+            raise CommandError(str(exc)) from exc
+        try:
             server = emulator.start_server(
-                port=port, host=host, quota=options.get("quota"), state_path=path, reset=options.get("reset", False)
+                port=port, host=host, quota=options.get("quota"), state_path=path, reset=options.get("reset", False),
+                latency=latency,
             )
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
@@ -75,6 +96,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"State kept in {path} ({server.restored} pools restored)")
             if emulator.quota_mode(options.get("quota")):
                 self.stdout.write("Quota mode: Cognito's request rates enforced (TooManyRequestsException past them)")
+            if latency:
+                self.stdout.write(f"Latency mode: every Cognito call answered {latency:g} ms late")
             self.stdout.flush()
             # A wildcard address is not one to connect to: this process talks to it on loopback.
             wildcard = host in {"0.0.0.0", "::"}  # noqa: S104 - a comparison, not a bind
