@@ -59,6 +59,8 @@ class PullContext:
     pages: int = 0
     seen: int = 0
     analyzed_at: int = 0
+    # Users whose attribute values held a NUL character, mirrored with U+FFFD in its place.
+    cleaned_users: list[str] = field(default_factory=list)
     # This process's counters of each partition it listed, by kind and partition pk.
     tallies: dict[str, dict[int, partitions.Tally]] = field(
         default_factory=lambda: {kind: {} for kind in SyncPartition.Kind.values}
@@ -141,10 +143,13 @@ class PullContext:
             self.progress(run, self)
 
     def summary(self, users: Counts, memberships: Counts) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "pool": self.pool_change,
             "users": users.as_dict(),
             "clients": self.clients.as_dict(),
             "groups": self.groups.as_dict(),
             "memberships": memberships.as_dict(),
         }
+        if self.cleaned_users:
+            summary["nul_replaced"] = {"users": len(self.cleaned_users), "first": self.cleaned_users[:50]}
+        return summary

@@ -20,7 +20,16 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 
 from .. import audit, outbox
-from ..mapping import USER_FIELDS, diff, model_values, user_created_changes, user_diff, user_fields, user_hash
+from ..mapping import (
+    USER_FIELDS,
+    diff,
+    holds_nul,
+    model_values,
+    user_created_changes,
+    user_diff,
+    user_fields,
+    user_hash,
+)
 from ..models import CognitoUser, PendingChange, SyncPartition, SyncRun, UserPool
 from . import partitions
 from .context import PullContext
@@ -123,6 +132,11 @@ class UserListing:
         where: dict[str, int] = {}
         for pk, record in batch:
             fields = user_fields(record)
+            if holds_nul(record):
+                # One such value used to fail the COPY of its whole batch, and so every later pull.
+                ctx.cleaned_users.append(fields["username"])
+                logger.warning("user %s of %s holds a NUL character: mirrored as U+FFFD", fields["username"],
+                               ctx.pool.pool_id)
             incoming[fields["username"]] = fields
             where[fields["username"]] = pk
         ctx.seen += len(incoming)
