@@ -231,19 +231,27 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Default minutes between scheduled pulls of a pool; each pool can override it in the admin
 # (blank: this default, 0: never on a schedule).
 COGNITO_SYNC_INTERVAL_MINUTES = env.int("COGNITO_SYNC_INTERVAL_MINUTES", default=15)
-# A pool's sync holds a lease (UserPool.sync_lock_*) renewed while it runs; a worker that
-# dies stops renewing and the lease expires after this many seconds.
-COGNITO_SYNC_LEASE_SECONDS = env.int("COGNITO_SYNC_LEASE_SECONDS", default=120)
+# Recovery from a killed worker, chosen together: a pull's lease (UserPool.sync_lock_*) is renewed
+# every third of COGNITO_SYNC_LEASE_SECONDS by a heartbeat thread, and a change being applied is
+# touched every quarter of COGNITO_APPLYING_STALE_SECONDS; the sweeper, every
+# COGNITO_OUTBOX_SWEEP_SECONDS, restarts a pull whose lease expired and re-sends a change nobody
+# touched. 15 + 5 seconds: a worker killed mid-pull or mid-apply is recovered within 30 s, whatever
+# the broker's visibility timeout. On SQLite the lease is renewed only between batches (one writer),
+# so it is longer there.
+_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+COGNITO_SYNC_LEASE_SECONDS = env.int("COGNITO_SYNC_LEASE_SECONDS", default=15 if _POSTGRES else 120)
+COGNITO_APPLYING_STALE_SECONDS = env.int("COGNITO_APPLYING_STALE_SECONDS", default=15)
 CELERY_BEAT_SCHEDULE = {
     # Every minute: enqueue a pull of each pool whose own interval has passed.
     "sync-all-pools": {
         "task": "directory.tasks.sync_all_pools",
         "schedule": timedelta(seconds=60),
     },
-    # The outbox sweeper: re-sends changes whose message was lost or never sent.
+    # The sweeper: re-sends changes whose message was lost or whose worker died, and restarts
+    # pulls whose worker died.
     "sweep-outbox": {
         "task": "directory.tasks.sweep_outbox",
-        "schedule": timedelta(seconds=env.int("COGNITO_OUTBOX_SWEEP_SECONDS", default=30)),
+        "schedule": timedelta(seconds=env.int("COGNITO_OUTBOX_SWEEP_SECONDS", default=5)),
     },
     # Deletes test users whose expiry has passed (through the outbox, audited).
     "expire-test-users": {

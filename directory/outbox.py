@@ -26,8 +26,12 @@ logger = logging.getLogger(__name__)
 
 # Changes and bulk jobs younger than this are left to the message that was sent for them.
 RESEND_AFTER_SECONDS = 30
-# An `applying` change whose worker has not finished it in this long is taken to be lost.
-STALE_APPLYING_SECONDS = 900
+
+
+def stale_applying_seconds() -> int:
+    """An `applying` change nobody has touched for this long lost its worker (a live worker's
+    heartbeat touches it every quarter of this)."""
+    return int(getattr(settings, "COGNITO_APPLYING_STALE_SECONDS", 15))
 # Seconds a pull waits for the workers to answer a ping before it hands partitions to them.
 PING_SECONDS = 0.5
 
@@ -157,23 +161,30 @@ def has_active_change(*, pool: UserPool, object_type: str, object_key: str, oper
 
 
 def changes_to_resend(
-    *, older_than_seconds: int = RESEND_AFTER_SECONDS, stale_applying_seconds: int = STALE_APPLYING_SECONDS
+    *, older_than_seconds: int = RESEND_AFTER_SECONDS, stale_applying: int | None = None
 ) -> list[int]:
     """Changes the sweeper must send again: pending ones whose message may be lost, and
     `applying` ones whose worker died long ago (the apply is idempotent)."""
     now = timezone.now()
+    untouched = stale_applying if stale_applying is not None else stale_applying_seconds()
     stale = PendingChange.objects.filter(
-        status=PendingChange.Status.APPLYING, updated_at__lt=now - timedelta(seconds=stale_applying_seconds)
+        status=PendingChange.Status.APPLYING, updated_at__lt=now - timedelta(seconds=untouched)
     )
-    stale.update(status=PendingChange.Status.PENDING)
-    return list(
+    lost = list(stale.values_list("pk", flat=True)[:5000])
+    # Sent again at once: their worker is gone, no message of theirs is on its way.
+    PendingChange.objects.filter(pk__in=lost, status=PendingChange.Status.APPLYING).update(
+        status=PendingChange.Status.PENDING
+    )
+    waiting = list(
         PendingChange.objects.filter(
             status=PendingChange.Status.PENDING,
             updated_at__lt=now - timedelta(seconds=older_than_seconds),
         )
+        .exclude(pk__in=lost)
         .order_by("created_at")
         .values_list("pk", flat=True)[:5000]
     )
+    return lost + waiting
 
 
 def bulk_jobs_to_resend(*, older_than_seconds: int = RESEND_AFTER_SECONDS) -> list[int]:

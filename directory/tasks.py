@@ -73,15 +73,20 @@ def apply_change(self, change_pk: int) -> str | None:
 
 @shared_task(name="directory.tasks.sweep_outbox")
 def sweep_outbox() -> int:
-    """Re-enqueue changes still pending and bulk jobs still queued (a lost message, a
-    broker that was down when they were made)."""
+    """Re-enqueue changes still pending and bulk jobs still queued (a lost message, a broker that
+    was down when they were made), changes whose worker died mid-apply, and pulls whose worker
+    died mid-pull."""
     pks = outbox.changes_to_resend()
     for pk in pks:
         outbox.enqueue_change(pk)
     jobs = outbox.bulk_jobs_to_resend()
     for pk in jobs:
         outbox.enqueue_bulk_job(pk)
-    return len(pks) + len(jobs)
+    pools = lease.lost_pulls()
+    for pk in pools:
+        logger.warning("the pull of pool %s lost its worker: starting it again", pk)
+        outbox.enqueue_sync(pk)
+    return len(pks) + len(jobs) + len(pools)
 
 
 @shared_task(name="directory.tasks.run_bulk_job")

@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -244,3 +245,59 @@ def test_bulk_action_during_broker_outage_runs_when_broker_returns(
             job = BulkJob.objects.get(pk=jobs[0].pk)
             raise AssertionError(f"{exc}: job {job.status}, changes {_status_counts()}") from None
     assert not any(u["Enabled"] for u in list_all_users(cognito, pool.pool_id))
+
+
+def test_worker_killed_mid_apply_is_recovered_within_30_seconds_with_the_brokers_defaults(
+    transactional_db, cognito, celery_to, tmp_path
+):
+    """The killed message would only come back after Redis's 4-hour visibility timeout: the
+    sweeper (beat, every 10 s; played here by the test) finds the change nobody touches any more
+    and sends it again."""
+    broker = celery_to
+    hold = procs.HoldAfterForward(hold=1, timeout=60)
+    server = procs.FaultServer({target("AdminDisableUser"): hold})
+    workers: list[procs.CeleryWorker] = []
+    try:
+        pool, _ = _mirror(cognito, "killed-defaults", 1)
+        user = CognitoUser.objects.get(pool=pool, username="user00")
+
+        def start_worker(name: str) -> procs.CeleryWorker:
+            worker = _worker(tmp_path, name, cognito_endpoint=server.endpoint, broker_url=broker.url)
+            workers.append(worker)
+            return worker.start()
+
+        first = start_worker("first")
+        change = user_services.cognito_user_set_enabled(user=user, enabled=False, actor="ops")
+        assert hold.in_flight.wait(30), first.log()
+        time.sleep(8)  # a live worker keeps touching the change while it waits for Cognito
+        change.refresh_from_db()
+        assert change.status == "applying"
+        assert change.updated_at > timezone.now() - timedelta(seconds=10)
+        assert sweep_outbox() == 0  # not taken for lost
+        first.kill()
+        killed_at = time.monotonic()
+        hold.release.set()
+        start_worker("second")
+
+        sweep_every = settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]["schedule"].total_seconds()
+        swept = {"at": 0.0}
+
+        def recovered() -> bool:
+            if time.monotonic() - swept["at"] >= sweep_every:  # beat's sweep, as often as beat runs it
+                swept["at"] = time.monotonic()
+                sweep_outbox()
+            return PendingChange.objects.filter(pk=change.pk, status__in=DONE).exists()
+
+        procs.wait_until(recovered, timeout=45, interval=0.25, what="the change to be sent again")
+        recovered_seconds = time.monotonic() - killed_at
+        change.refresh_from_db()
+        assert change.status == "applied"
+        assert hold.calls == 1  # done in Cognito before the kill: not sent twice
+        assert recovered_seconds <= 30, recovered_seconds
+        print(f"\nworker killed mid-apply: recovered {recovered_seconds:.1f}s later with the broker's defaults")
+    finally:
+        hold.release.set()
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                worker.kill()
+        server.stop()

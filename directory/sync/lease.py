@@ -238,3 +238,16 @@ def sync_pool(
         return SyncRun.objects.using(settings.COGNITO_SYNC_PROGRESS_DB).get(pk=seen["run"].pk)
     finally:
         lease.release()
+
+
+def lost_pulls(now: datetime | None = None) -> list[int]:
+    """Pools whose pull stopped without ending: a run still `running` while the pool's lease has
+    expired (its worker died). The sweeper starts a pull of each; it takes the lease over, records
+    the dead run as interrupted and resumes what it had not listed."""
+    now = now or timezone.now()
+    return sorted(
+        set(
+            SyncRun.objects.filter(status=SyncRun.Status.RUNNING, pool__sync_lock_expires_at__lt=now)
+            .values_list("pool_id", flat=True)
+        )
+    )

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import audit
@@ -43,7 +45,7 @@ from ..mapping import (
 )
 from ..mirror import revert_mirror
 from ..models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
-from ..outbox import enqueue_change
+from ..outbox import enqueue_change, stale_applying_seconds
 from ..settings_catalog import CLIENT_FIELD_BY_KEY, pool_fields_for_request_keys, pool_value
 
 logger = logging.getLogger(__name__)
@@ -461,9 +463,41 @@ def apply_change(change_pk: int, *, gateway: CognitoGateway | None = None) -> Pe
     if change is None:
         return None
     try:
-        return _apply(change, gateway)
+        with _touching(change):
+            return _apply(change, gateway)
     finally:
         _send_next(change)
+
+
+@contextmanager
+def _touching(change: PendingChange) -> Iterator[None]:
+    """While a worker applies a change, touch it every quarter of the stale threshold, so the
+    sweeper tells a slow apply (waiting for the budget, retrying) from a dead worker's. Not inside
+    a caller's transaction: nothing else could see the change there, and the row is its lock."""
+    if transaction.get_connection().in_atomic_block:
+        yield
+        return
+    stop = threading.Event()
+    every = max(1.0, stale_applying_seconds() / 4)
+
+    def touch() -> None:
+        try:
+            while not stop.wait(every):
+                PendingChange.objects.filter(pk=change.pk, status=PendingChange.Status.APPLYING).update(
+                    updated_at=timezone.now()
+                )
+        except Exception:  # noqa: BLE001 - a missed touch only makes the sweeper send the change again
+            logger.exception("could not touch change %s while applying it", change.pk)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=touch, name=f"applying-{change.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 5)
 
 
 def _send_next(change: PendingChange) -> None:
