@@ -313,3 +313,57 @@ def test_a_settings_edit_and_its_push_leave_a_running_sync_lease_alone(
     assert (stored.sync_lock_token, stored.sync_lock_expires_at, stored.last_synced_at) == (
         "held-by-a-worker", expires, synced
     )
+
+
+def test_worker_killed_mid_sync_is_recovered_by_the_sweeper_within_30_seconds(transactional_db, cognito, tmp_path):
+    """As above, with the production timings (the lease's default, the sweep's interval) and no
+    one asking for a pull: the sweeper finds the expired lease and starts the pull again."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the 30 s recovery is PostgreSQL's (its lease is renewed by a heartbeat); CI runs on it")
+    hold = procs.HoldAfterForward(hold=1, timeout=60)
+    server = procs.FaultServer({target("ListUsers"): hold})
+    proc = None
+    try:
+        pool_id = create_pool(cognito, name="crash-defaults")
+        for i in range(5):
+            create_user(cognito, pool_id, f"user{i}", email=f"user{i}@example.com", name=f"User {i}")
+        pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
+        env = procs.worker_env(
+            database_url=procs.database_url(connection.settings_dict),
+            broker_url="filesystem://",
+            cognito_endpoint=server.endpoint,
+            COGNITO_ADMIN_VAR_DIR=str(tmp_path),
+        )
+        log = open(tmp_path / "sync.log", "wb")  # noqa: SIM115 - closed in finally
+        proc = subprocess.Popen([sys.executable, "manage.py", "cognito_sync", pool_id], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if not hold.in_flight.wait(30):
+            raise AssertionError((tmp_path / "sync.log").read_text())
+        killed = SyncRun.objects.get(pool=pool)
+        procs.kill_group(proc)
+        killed_at = time.monotonic()
+        hold.release.set()
+        sweep_every = django_settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]["schedule"].total_seconds()
+        swept = {"at": 0.0}
+
+        def recovered() -> bool:
+            if time.monotonic() - swept["at"] >= sweep_every:  # beat's sweep, as often as beat runs it
+                swept["at"] = time.monotonic()
+                tasks.sweep_outbox()
+            return SyncRun.objects.filter(pool=pool, status="succeeded").exists()
+
+        procs.wait_until(recovered, timeout=45, interval=0.25, what="the sweeper to start the pull again")
+        recovered_seconds = time.monotonic() - killed_at
+        assert recovered_seconds <= 30, recovered_seconds
+        assert CognitoUser.objects.filter(pool=pool).count() == 5
+        killed.refresh_from_db()
+        assert (killed.status, killed.error) == ("failed", lease.WORKER_LOST)
+        print(f"\nworker killed mid-pull: pulled again {recovered_seconds:.1f}s later with the default timings")
+    finally:
+        hold.release.set()
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                procs.kill_group(proc)
+        server.stop()
+        with contextlib.suppress(Exception):
+            log.close()
