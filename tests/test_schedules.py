@@ -233,26 +233,27 @@ def test_lease_is_renewed_while_the_pull_runs_and_a_lost_lease_abandons_it(mirro
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_worker_killed_mid_sync_leaves_a_lease_that_expires(transactional_db, cognito, tmp_path):
-    """A real process runs `cognito_sync`, is SIGKILLed while its ListUsers call is in flight;
-    until the lease expires, runs are skipped; then the next run takes over and succeeds."""
+@contextlib.contextmanager
+def _sync_killed_mid_listing(cognito, tmp_path, name: str, **env: str):
+    """A real process runs `cognito_sync` on a 5-user pool and is SIGKILLed while its ListUsers call
+    is in flight; yields (pool, the killed run, when it was killed)."""
     hold = procs.HoldAfterForward(hold=1, timeout=60)
     server = procs.FaultServer({target("ListUsers"): hold})
     proc = None
+    log = open(tmp_path / "sync.log", "wb")  # noqa: SIM115 - closed in finally
     try:
-        pool_id = create_pool(cognito, name="crash")
+        pool_id = create_pool(cognito, name=name)
         for i in range(5):
             create_user(cognito, pool_id, f"user{i}", email=f"user{i}@example.com", name=f"User {i}")
         pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-        env = procs.worker_env(
+        environment = procs.worker_env(
             database_url=procs.database_url(connection.settings_dict),
             broker_url="filesystem://",
             cognito_endpoint=server.endpoint,
-            COGNITO_SYNC_LEASE_SECONDS="5",
             COGNITO_ADMIN_VAR_DIR=str(tmp_path),
+            **env,
         )
-        log = open(tmp_path / "sync.log", "wb")  # noqa: SIM115 - closed in finally
-        proc = subprocess.Popen([sys.executable, "manage.py", "cognito_sync", pool_id], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "manage.py", "cognito_sync", pool_id], cwd=ROOT, env=environment,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if not hold.in_flight.wait(30):
             raise AssertionError((tmp_path / "sync.log").read_text())
@@ -263,7 +264,21 @@ def test_worker_killed_mid_sync_leaves_a_lease_that_expires(transactional_db, co
         procs.kill_group(proc)
         killed_at = time.monotonic()
         hold.release.set()
+        yield pool, killed, killed_at
+    finally:
+        hold.release.set()
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                procs.kill_group(proc)
+        server.stop()
+        log.close()
 
+
+def test_worker_killed_mid_sync_leaves_a_lease_that_expires(transactional_db, cognito, tmp_path):
+    """A real process runs `cognito_sync`, is SIGKILLed while its ListUsers call is in flight;
+    until the lease expires, runs are skipped; then the next run takes over and succeeds."""
+    killing = _sync_killed_mid_listing(cognito, tmp_path, "crash", COGNITO_SYNC_LEASE_SECONDS="5")
+    with killing as (pool, killed, killed_at):
         # The lease outlives its worker until it expires: runs meanwhile are skipped.
         skipped = SyncRun.objects.get(pk=tasks.sync_pool(pool.pk))
         assert skipped.status == "skipped" and "another sync of this pool is running" in skipped.error
@@ -279,14 +294,30 @@ def test_worker_killed_mid_sync_leaves_a_lease_that_expires(transactional_db, co
         assert (killed.status, killed.error) == ("failed", lease.WORKER_LOST)
         pool.refresh_from_db()
         assert pool.sync_lock_token == "" and pool.last_synced_at is not None
-    finally:
-        hold.release.set()
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                procs.kill_group(proc)
-        server.stop()
-        with contextlib.suppress(Exception):
-            log.close()
+
+
+def test_worker_killed_mid_sync_is_recovered_by_the_sweeper_within_30_seconds(transactional_db, cognito, tmp_path):
+    """As above, with the production timings (the lease's default, the sweep's interval) and no
+    one asking for a pull: the sweeper finds the expired lease and starts the pull again."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the 30 s recovery is PostgreSQL's (its lease is renewed by a heartbeat); CI runs on it")
+    with _sync_killed_mid_listing(cognito, tmp_path, "crash-defaults") as (pool, killed, killed_at):
+        sweep_every = django_settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]["schedule"].total_seconds()
+        swept = {"at": 0.0}
+
+        def recovered() -> bool:
+            if time.monotonic() - swept["at"] >= sweep_every:  # beat's sweep, as often as beat runs it
+                swept["at"] = time.monotonic()
+                tasks.sweep_outbox()
+            return SyncRun.objects.filter(pool=pool, status="succeeded").exists()
+
+        procs.wait_until(recovered, timeout=45, interval=0.25, what="the sweeper to start the pull again")
+        recovered_seconds = time.monotonic() - killed_at
+        assert recovered_seconds <= 30, recovered_seconds
+        assert CognitoUser.objects.filter(pool=pool).count() == 5
+        killed.refresh_from_db()
+        assert (killed.status, killed.error) == ("failed", lease.WORKER_LOST)
+        print(f"\nworker killed mid-pull: pulled again {recovered_seconds:.1f}s later with the default timings")
 
 
 @pytest.mark.django_db
@@ -313,57 +344,3 @@ def test_a_settings_edit_and_its_push_leave_a_running_sync_lease_alone(
     assert (stored.sync_lock_token, stored.sync_lock_expires_at, stored.last_synced_at) == (
         "held-by-a-worker", expires, synced
     )
-
-
-def test_worker_killed_mid_sync_is_recovered_by_the_sweeper_within_30_seconds(transactional_db, cognito, tmp_path):
-    """As above, with the production timings (the lease's default, the sweep's interval) and no
-    one asking for a pull: the sweeper finds the expired lease and starts the pull again."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the 30 s recovery is PostgreSQL's (its lease is renewed by a heartbeat); CI runs on it")
-    hold = procs.HoldAfterForward(hold=1, timeout=60)
-    server = procs.FaultServer({target("ListUsers"): hold})
-    proc = None
-    try:
-        pool_id = create_pool(cognito, name="crash-defaults")
-        for i in range(5):
-            create_user(cognito, pool_id, f"user{i}", email=f"user{i}@example.com", name=f"User {i}")
-        pool = UserPool.objects.create(pool_id=pool_id, region="us-east-1")
-        env = procs.worker_env(
-            database_url=procs.database_url(connection.settings_dict),
-            broker_url="filesystem://",
-            cognito_endpoint=server.endpoint,
-            COGNITO_ADMIN_VAR_DIR=str(tmp_path),
-        )
-        log = open(tmp_path / "sync.log", "wb")  # noqa: SIM115 - closed in finally
-        proc = subprocess.Popen([sys.executable, "manage.py", "cognito_sync", pool_id], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        if not hold.in_flight.wait(30):
-            raise AssertionError((tmp_path / "sync.log").read_text())
-        killed = SyncRun.objects.get(pool=pool)
-        procs.kill_group(proc)
-        killed_at = time.monotonic()
-        hold.release.set()
-        sweep_every = django_settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]["schedule"].total_seconds()
-        swept = {"at": 0.0}
-
-        def recovered() -> bool:
-            if time.monotonic() - swept["at"] >= sweep_every:  # beat's sweep, as often as beat runs it
-                swept["at"] = time.monotonic()
-                tasks.sweep_outbox()
-            return SyncRun.objects.filter(pool=pool, status="succeeded").exists()
-
-        procs.wait_until(recovered, timeout=45, interval=0.25, what="the sweeper to start the pull again")
-        recovered_seconds = time.monotonic() - killed_at
-        assert recovered_seconds <= 30, recovered_seconds
-        assert CognitoUser.objects.filter(pool=pool).count() == 5
-        killed.refresh_from_db()
-        assert (killed.status, killed.error) == ("failed", lease.WORKER_LOST)
-        print(f"\nworker killed mid-pull: pulled again {recovered_seconds:.1f}s later with the default timings")
-    finally:
-        hold.release.set()
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                procs.kill_group(proc)
-        server.stop()
-        with contextlib.suppress(Exception):
-            log.close()
