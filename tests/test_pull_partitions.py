@@ -296,6 +296,10 @@ def test_memberships_are_listed_a_group_at_a_time_and_stale_ones_removed(cognito
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     parts = {p.key: p for p in run.partitions.filter(kind="memberships")}
     assert sorted(parts) == sorted(groups_listed) == [f"group{g:02d}" for g in range(6)]
+    # Their listing began on threads the users' last partitions left idle, before the users were all
+    # stored; their pages were applied only after (every membership below is there).
+    users_done = max(p.finished_at for p in run.partitions.filter(kind="users"))
+    assert min(p.started_at for p in parts.values()) < users_done
     for g in range(6):
         members = set(range(g, 90, 5 + g))
         group = CognitoGroup.objects.get(pool=pool, name=f"group{g:02d}")

@@ -1,6 +1,8 @@
 """A pull's group memberships: one partition per group, listed at once like the users.
 
-Each group's members (ListUsersInGroup) are applied a batch at a time; a group's memberships
+Each group's members (ListUsersInGroup) are applied a batch at a time, once every user is
+stored; their listing may start earlier, on the threads the users' last partitions leave idle
+(`runner.PartitionRunner.spare`), its pages waiting in a bounded queue. A group's memberships
 that its complete listing did not show are removed as soon as that listing is done (a group's
 listing is all there is to know about it). Members with an outbound group change on its way
 are left alone.
@@ -18,7 +20,7 @@ from ..models import CognitoGroup, CognitoUser, GroupMembership, SyncPartition
 from . import partitions
 from .context import PullContext
 from .partitions import IdBitmap, Tally
-from .runner import run_partitions, run_to_the_end
+from .runner import PartitionRunner, run_partitions, run_to_the_end
 from .users import max_id, protected
 
 Kind = SyncPartition.Kind
@@ -153,18 +155,24 @@ def _membership_event(ctx: PullContext, group: CognitoGroup, username: str, acti
     )
 
 
-def pull_memberships(ctx: PullContext) -> None:
-    """The pull's own worker: a partition per group (those a resumed run finished are kept), all listed."""
-    ctx.report("memberships")
+def plan_memberships(ctx: PullContext) -> int:
+    """A partition per group (those a resumed run finished stay done); how many groups."""
     names = list(CognitoGroup.objects.filter(pool=ctx.pool).order_by("name").values_list("name", flat=True))
     partitions.create(ctx.run, Kind.MEMBERSHIPS, names)
-    if outbox.start_pull_helpers(ctx.run.pk, Kind.MEMBERSHIPS, pool=ctx.pool, partitions=len(names)):
+    return len(names)
+
+
+def pull_memberships(ctx: PullContext, runner: PartitionRunner, groups: int) -> None:
+    """The pull's own worker: list every group's partition (`runner` may have started some while
+    the users' last partitions were listed) and apply them, now that every user is stored."""
+    ctx.report("memberships")
+    if outbox.start_pull_helpers(ctx.run.pk, Kind.MEMBERSHIPS, pool=ctx.pool, partitions=groups):
         ctx.helpers = True
-    state = run_to_the_end(ctx, MembershipListing(ctx))
+    state = run_to_the_end(runner)
     if state.failed:
         failed = partitions.failures(ctx.run, Kind.MEMBERSHIPS)
         raise partitions.PartitionFailed(
-            f"{len(failed)} of {len(names)} group listings failed after {partitions.ATTEMPTS} attempts "
+            f"{len(failed)} of {groups} group listings failed after {partitions.ATTEMPTS} attempts "
             f"({', '.join(p.key for p in failed)}): {failed[0].error}"
         )
 

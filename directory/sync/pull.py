@@ -35,8 +35,9 @@ from ..message_templates import record_pulled_templates
 from ..models import AppClient, CognitoGroup, CognitoUser, GroupMembership, SyncPartition, SyncRun, UserPool
 from . import partitions
 from .context import Counts, ProgressCallback, PullContext
-from .memberships import help_memberships, pull_memberships
+from .memberships import MembershipListing, help_memberships, plan_memberships, pull_memberships
 from .partitions import PartitionFailed
+from .runner import PartitionRunner
 from .users import help_users, protected, pull_users
 
 logger = logging.getLogger(__name__)
@@ -111,8 +112,12 @@ def pull_pool(
             _pull_clients(ctx)
         with transaction.atomic():
             _pull_groups(ctx)
-        pull_users(ctx)
-        pull_memberships(ctx)
+        groups = plan_memberships(ctx)
+        with PartitionRunner(ctx, MembershipListing(ctx)) as memberships:
+            # Memberships are listed on the threads the users' last partitions leave idle, and
+            # applied once every user is stored.
+            pull_users(ctx, then=memberships)
+            pull_memberships(ctx, memberships, groups)
         with transaction.atomic():
             if baseline:
                 _record_baseline(ctx)

@@ -6,6 +6,11 @@ writes the held partitions' progress to their rows in one UPDATE, which also ren
 claims. A partition whose listing fails goes back to pending (`partitions.retry_later`) and is
 retried alone, here or on another worker; one whose claim was lost (it expired and another
 worker took it) is dropped here, and so is everything once the run is over.
+
+A runner can lend its idle threads to a `spare` runner of the next phase: once nothing is left
+to claim of its own kind, the spare claims partitions for the free threads and starts listing
+them, but takes none of their pages until its own `run()`, so they wait in its bounded queue
+(the memberships of a pull are listed during the users' last partitions and applied after them).
 """
 
 from __future__ import annotations
@@ -60,48 +65,85 @@ def fatal(exc: BaseException) -> bool:
     return not isinstance(exc, CognitoError) or isinstance(exc, CognitoNotFound | CognitoLimitExceeded)
 
 
-def run_partitions(ctx: PullContext, listing: Listing) -> int:
-    """Claim and work through the run's partitions of `listing.kind` until none is left that
-    this process may claim (or the run is over); return how many it completed.
+class PartitionRunner:
+    """This process's work on a run's partitions of one kind: its claims, listings and their events."""
 
-    New claims are tried when a listing ends, when a partition's retry pause is over, and with
-    each renewal of the claims held (for partitions whose worker died): not on every page. The
-    held partitions' progress goes to their rows with each renewal (every few seconds) and when
-    they end; the run's own report adds what this process holds in memory.
-    """
-    held: dict[int, SyncPartition] = {}
-    completed = 0
-    renew_every = min(FLUSH_SECONDS, partitions.claim_seconds() / 4)
-    renewed_at = time.monotonic()
-    claim_at: float | None = 0.0  # when to look for partitions to claim next (None: not before a listing ends)
+    def __init__(self, ctx: PullContext, listing: Listing, *, spare: PartitionRunner | None = None) -> None:
+        self.ctx = ctx
+        self.listing = listing
+        self.spare = spare
+        self.held: dict[int, SyncPartition] = {}
+        self.completed = 0
+        self.fanout = Fanout(ctx.threads)
+        self.renew_every = min(FLUSH_SECONDS, partitions.claim_seconds() / 4)
+        self.renewed_at = time.monotonic()
+        self.retry_at: float | None = None  # when the earliest partition put back here may be retried
 
-    def flush() -> None:
-        kept = partitions.flush({pk: listing.tally(p) for pk, p in held.items()}, ctx.owner)
-        for pk in set(held) - kept:
-            drop(pk)
+    def __enter__(self) -> PartitionRunner:
+        return self
 
-    def drop(pk: int) -> None:
-        part = held.pop(pk)
-        fanout.cancel(pk)
-        listing.abandon(part)
-        logger.warning("sync of %s: partition %s %r is no longer ours; dropped", ctx.pool.pool_id, part.kind, part.key)
+    def __exit__(self, *exc_info: object) -> None:
+        self.fanout.close()
 
-    ctx.held_tallies = lambda: (listing.kind, [listing.tally(p) for p in held.values()])
-    with Fanout(ctx.threads) as fanout:
+    def claim(self, limit: int) -> None:
+        """Claim partitions and start listing them until `limit` are held (or none is left)."""
+        while len(self.held) < limit:
+            part = partitions.claim(self.ctx.run, self.listing.kind, self.ctx.owner)
+            if part is None:
+                break
+            self.held[part.pk] = part
+            self.listing.begin(part)
+            self.fanout.start(part.pk, functools.partial(self.listing.pages, part))
+        if self.spare is not None and len(self.held) < self.ctx.threads:
+            self.spare.claim(self.ctx.threads - len(self.held))
+
+    def renew(self) -> bool:
+        """Write the held partitions' progress and renew their claims (the spare's too); drop those
+        lost. False when the run is over (everything is dropped then)."""
+        self.renewed_at = time.monotonic()
+        if not partitions.running(self.ctx.run):
+            for pk in list(self.held):
+                self._drop(pk)
+            return False
+        kept = partitions.flush({pk: self.listing.tally(p) for pk, p in self.held.items()}, self.ctx.owner)
+        for pk in set(self.held) - kept:
+            self._drop(pk)
+        if self.spare is not None:
+            self.spare.renew()
+        return True
+
+    def _drop(self, pk: int) -> None:
+        part = self.held.pop(pk)
+        self.fanout.cancel(pk)
+        self.listing.abandon(part)
+        logger.warning(
+            "sync of %s: partition %s %r is no longer ours; dropped", self.ctx.pool.pool_id, part.kind, part.key
+        )
+
+    def run(self) -> int:
+        """Claim and work through the run's partitions of this kind until none is left that this
+        process may claim (or the run is over); return how many it completed.
+
+        New claims are tried when a listing ends, when a partition's retry pause is over, and with
+        each renewal of the claims held (for partitions whose worker died): not on every page. The
+        held partitions' progress goes to their rows with each renewal (every few seconds) and when
+        they end; the run's own report adds what this process holds in memory.
+        """
+        ctx, listing, held = self.ctx, self.listing, self.held
+        claim_at: float | None = 0.0  # when to look for partitions to claim next (None: not before a listing ends)
+        ctx.held_tallies = lambda: (listing.kind, [listing.tally(p) for p in held.values()])
         while True:
-            if claim_at is not None and time.monotonic() >= claim_at:
+            now = time.monotonic()
+            if claim_at is not None and now >= claim_at:
+                self.claim(ctx.threads)
                 claim_at = None
-                while len(held) < ctx.threads:
-                    part = partitions.claim(ctx.run, listing.kind, ctx.owner)
-                    if part is None:
-                        break
-                    held[part.pk] = part
-                    listing.begin(part)
-                    fanout.start(part.pk, functools.partial(listing.pages, part))
+                if self.retry_at is not None:
+                    claim_at = self.retry_at if self.retry_at > now else None
+                    self.retry_at = claim_at
             if not held:
                 ctx.held_tallies = None
-                return completed
-            event = fanout.get(timeout=TICK_SECONDS)
+                return self.completed
+            event = self.fanout.get(timeout=TICK_SECONDS)
             if event is None:
                 if ctx.coordinator and ctx.progress:
                     ctx.progress(ctx.run, ctx)  # keeps the pool's lease while Cognito or the budget is slow
@@ -121,35 +163,44 @@ def run_partitions(ctx: PullContext, listing: Listing) -> int:
                 if what == "done":
                     tally, seen = listing.finish(part)
                     if partitions.complete(part, ctx.owner, tally, seen):
-                        completed += 1
+                        self.completed += 1
                     ctx.report(listing.phase)
                 else:
-                    tally = listing.abandon(part)
-                    status, pause = partitions.retry_later(part, ctx.owner, tally, str(value) or type(value).__name__)
-                    if status == SyncPartition.Status.PENDING and held:
-                        claim_at = time.monotonic() + pause  # retried here once its pause is over
-                    logger.warning(
-                        "sync of %s: %s partition %r failed (attempt %s): %s; %s",
-                        ctx.pool.pool_id, part.kind, part.key, part.attempts, value,
-                        "given up" if status == SyncPartition.Status.FAILED else f"retried in {pause} s",
-                    )
-            if held and time.monotonic() - renewed_at >= renew_every:
-                renewed_at = time.monotonic()
-                if not partitions.running(ctx.run):
-                    for pk in list(held):
-                        drop(pk)  # the pull is over (failed, or taken over): stop listing for it
-                    continue
-                flush()
-                claim_at = time.monotonic() if claim_at is None else min(claim_at, time.monotonic())
+                    self._retry_later(part, value)
+            if held and time.monotonic() - self.renewed_at >= self.renew_every:
+                if self.renew():
+                    claim_at = time.monotonic() if claim_at is None else min(claim_at, time.monotonic())
+
+    def _retry_later(self, part: SyncPartition, error: BaseException) -> None:
+        tally = self.listing.abandon(part)
+        status, pause = partitions.retry_later(part, self.ctx.owner, tally, str(error) or type(error).__name__)
+        if status == SyncPartition.Status.PENDING:
+            # Retried here once its pause is over (or by another worker, or `run_to_the_end`).
+            self.retry_at = min(self.retry_at or float("inf"), time.monotonic() + pause)
+        logger.warning(
+            "sync of %s: %s partition %r failed (attempt %s): %s; %s",
+            self.ctx.pool.pool_id, part.kind, part.key, part.attempts, error,
+            "given up" if status == SyncPartition.Status.FAILED else f"retried in {pause} s",
+        )
 
 
-def run_to_the_end(ctx: PullContext, listing: Listing) -> partitions.State:
+def run_partitions(ctx: PullContext, listing: Listing) -> int:
+    """Claim and work through the run's partitions of `listing.kind` until none is left that
+    this process may claim; return how many it completed (a helper's whole share)."""
+    with PartitionRunner(ctx, listing) as runner:
+        return runner.run()
+
+
+def run_to_the_end(runner: PartitionRunner) -> partitions.State:
     """The pull's own worker: work through the partitions, then wait for those other workers
     list or that wait for a retry, taking any that come free, until none is pending or running."""
+    ctx, kind = runner.ctx, runner.listing.kind
     while True:
-        run_partitions(ctx, listing)
-        state = partitions.state(ctx.run, listing.kind)
+        runner.run()
+        state = partitions.state(ctx.run, kind)
         if state.finished:
             return state
-        ctx.report(listing.phase)
+        if not partitions.running(ctx.run):
+            raise partitions.PartitionFailed("the pull was stopped while its listings ran (another run took it over)")
+        ctx.report(runner.listing.phase)
         time.sleep(WAIT_SECONDS)

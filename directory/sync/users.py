@@ -34,7 +34,7 @@ from ..models import CognitoUser, PendingChange, SyncPartition, SyncRun, UserPoo
 from . import partitions
 from .context import PullContext
 from .partitions import IdBitmap, Tally
-from .runner import run_partitions, run_to_the_end
+from .runner import PartitionRunner, run_partitions, run_to_the_end
 from .writer import BatchWriter, current_rows, stored_hashes
 
 logger = logging.getLogger(__name__)
@@ -208,8 +208,9 @@ def _user_event(action: str, username: str, fields: dict[str, Any], changes: dic
     }
 
 
-def pull_users(ctx: PullContext) -> None:
-    """The pull's own worker: plan (or resume) the partitions, list them all, then sweep."""
+def pull_users(ctx: PullContext, *, then: PartitionRunner | None = None) -> None:
+    """The pull's own worker: plan (or resume) the partitions, list them all, then sweep. Threads
+    the users' last partitions leave idle start listing the partitions of `then` (the next phase)."""
     ctx.report("users")
     # Outbound changes in flight are few; one query for the whole listing.
     ctx.protected_users = protected(ctx.pool, "user")
@@ -228,8 +229,8 @@ def pull_users(ctx: PullContext) -> None:
     if outbox.start_pull_helpers(run.pk, Kind.USERS, pool=ctx.pool, partitions=len(keys)):
         ctx.helpers = True
     extra = IdBitmap()  # rows the writer found raced in; above the horizon anyway, kept to be safe
-    with BatchWriter(ctx, extra) as writer:
-        state = run_to_the_end(ctx, UserListing(ctx, writer))
+    with BatchWriter(ctx, extra) as writer, PartitionRunner(ctx, UserListing(ctx, writer), spare=then) as runner:
+        state = run_to_the_end(runner)
     if state.failed:
         failed = partitions.failures(run, Kind.USERS)
         names = ", ".join(partitions.user_filter(p.key) or "the whole pool" for p in failed)
