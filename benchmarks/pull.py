@@ -66,6 +66,7 @@ LABELS = {
     "pull": "this full pull, budget 80 % (24/s)",
     "pull100": "this full pull, budget 100 % (30/s)",
 }
+LABELS_WITHOUT_BUDGET = {"previous": "previous release's full pull ({rev})", "pull": "this full pull, budget off"}
 
 
 # --------------------------------------------------------------------------- the pull, in a child
@@ -245,12 +246,10 @@ def report(users: int, latency: float, measured: dict[str, list[dict]], args) ->
         limits = "off" if latency == 0 else LIMITS.get(case)
         ceiling = f"{users / seconds / (60 * RATES[limits]):.0%}" if limits in RATES else "-"
         throttled = sum(r.get("throttled", 0) for r in runs) if latency else "-"
-        label = LABELS[case].format(rev=args.previous)
-        if latency == 0 and case != "bare" and case != "cli":
-            label = label.split(", budget")[0] + (", budget off" if case != "previous" else " (budget off)")
+        label = (LABELS_WITHOUT_BUDGET if latency == 0 else LABELS).get(case, LABELS[case]).format(rev=args.previous)
         print(f"  {label:44s} {seconds:7.1f}s {users / seconds:9,.0f} {ratio:>8s} {ceiling:>11s} {throttled!s:>10s}")
         if case in ("pull", "pull100") and bare:
-            print(f"  {'':44s} {'':8s} {'':9s} {'speed-up':>8s} {bare / seconds:.2f}x")
+            print(f"  {'':44s} {'':8s} {'':9s} {'':8s} (bare / this: {bare / seconds:.2f}x faster)")
     resync = measured.get("resync")
     if resync:
         print(f"  unchanged re-sync: {resync[0]['seconds']:.1f} s, rows written {resync[0]['writes']}")

@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/push_budget.py [--changes 1000] [--workers 2] [--threads 6]
                                                [--limits "UserList=24"] [--redis redis://127.0.0.1:6379/9]
+                                               [--db bench_push]
 
 What it does: starts the Cognito emulator in quota mode (`cognito_emulator --quota`:
 Cognito's per-category rates, TooManyRequestsException past them) in a subprocess with a
-pool of N users, mirrors the pool into PostgreSQL (database `bench_push`, re-created), starts
+pool of N users, mirrors the pool into PostgreSQL (database `--db`, re-created), starts
 real Celery workers (subprocesses, thread pools) on a Redis broker (DB 9 by default, flushed:
 keep it dedicated), makes N `cognito_user_update_attributes` edits (one per user) and waits
 until every change is applied. The budget lives in the same Redis under a fresh key prefix.
@@ -44,11 +45,11 @@ def _psql(sql: str) -> str:
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def fresh_database() -> str:
-    if _psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'") == "1":
-        _psql(f'DROP DATABASE "{DATABASE}" WITH (FORCE)')
-    _psql(f'CREATE DATABASE "{DATABASE}"')
-    return f"postgres://postgres@127.0.0.1/{DATABASE}"
+def fresh_database(name: str = DATABASE) -> str:
+    if _psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") == "1":
+        _psql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    _psql(f'CREATE DATABASE "{name}"')
+    return f"postgres://postgres@127.0.0.1/{name}"
 
 
 # --------------------------------------------------------------------------- the emulator process
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=6, help="threads per worker")
     parser.add_argument("--limits", default="", help='COGNITO_RATE_LIMITS, e.g. "UserList=20" (default: 80 %%)')
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/9", help="broker and budget (flushed!)")
+    parser.add_argument("--db", default=DATABASE, help="PostgreSQL database (re-created)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
@@ -118,7 +120,7 @@ def main() -> None:
         prefix = f"bench-push:{uuid.uuid4().hex[:8]}"
         env = {
             **os.environ,
-            "DATABASE_URL": fresh_database(),
+            "DATABASE_URL": fresh_database(args.db),
             "CELERY_BROKER_URL": args.redis,
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "COGNITO_RATE_LIMITS": args.limits,
