@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import delivery, selectors
-from ..models import UserPool, UserStatus
+from ..models import BulkJob, UserPool, UserStatus
 from ..services import resend as resend_services
 from .widgets import EMPTY, rows_table
 
@@ -105,7 +105,7 @@ def resend_code_action(model_admin, request, queryset):
                 messages.ERROR,
             )
     if eligible.exists():
-        model_admin._start_jobs(request, eligible, "resend_code", "Resend of codes and invitations")
+        model_admin._start_jobs(request, eligible, BulkJob.Operation.RESEND_CODE, "Resend of codes and invitations")
         model_admin.message_user(
             request,
             "Cognito's delivery details (medium, masked destination) appear on each user's page and in the "

@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
 from .. import outbox
-from ..models import AuditEvent, CognitoGroup, CognitoUser, PendingChange, UserPool, UserStatus
+from ..models import AuditEvent, BulkJob, CognitoGroup, CognitoUser, PendingChange, UserPool, UserStatus
 from ..services import bulk as bulk_services
 from ..services import users as user_services
 from ..validation import E164
@@ -40,6 +40,9 @@ CSV_COLUMNS = (
     "username", "sub", "email", "email_verified", "phone_number", "name", "status", "enabled", "groups",
     "created", "modified",
 )
+
+
+BulkOperation = BulkJob.Operation
 
 
 @admin.register(CognitoUser)
@@ -240,23 +243,23 @@ class CognitoUserAdmin(MirrorAdmin):
 
     @admin.action(permissions=["enable"], description="Enable selected users in Cognito")
     def enable_users(self, request, queryset):
-        return self._start_jobs(request, queryset, "enable", "Enable")
+        return self._start_jobs(request, queryset, BulkOperation.ENABLE, "Enable")
 
     @admin.action(permissions=["enable"], description="Disable selected users in Cognito")
     def disable_users(self, request, queryset):
-        return self._start_jobs(request, queryset, "disable", "Disable")
+        return self._start_jobs(request, queryset, BulkOperation.DISABLE, "Disable")
 
     @admin.action(permissions=["reset_password"], description="Reset selected users' passwords")
     def reset_password(self, request, queryset):
-        return self._start_jobs(request, queryset, "reset_password", "Password reset")
+        return self._start_jobs(request, queryset, BulkOperation.RESET_PASSWORD, "Password reset")
 
     @admin.action(permissions=["confirm"], description="Confirm selected users' sign-up")
     def confirm_sign_up(self, request, queryset):
-        return self._start_jobs(request, queryset, "confirm_sign_up", "Sign-up confirmation")
+        return self._start_jobs(request, queryset, BulkOperation.CONFIRM_SIGN_UP, "Sign-up confirmation")
 
     @admin.action(permissions=["verify"], description="Mark selected users' e-mail verified")
     def mark_email_verified(self, request, queryset):
-        return self._start_jobs(request, queryset, "mark_email_verified", "Marking e-mail verified")
+        return self._start_jobs(request, queryset, BulkOperation.MARK_EMAIL_VERIFIED, "Marking e-mail verified")
 
     @admin.action(permissions=["group"], description="Add selected users to a group")
     def add_to_group(self, request, queryset):
@@ -329,7 +332,7 @@ class CognitoUserAdmin(MirrorAdmin):
     @admin.action(permissions=["delete_in_cognito"], description="Delete selected users in Cognito")
     def delete_in_cognito(self, request, queryset):
         if request.POST.get("confirm") == "yes":
-            return self._start_jobs(request, queryset, "delete", "Deletion in Cognito")
+            return self._start_jobs(request, queryset, BulkOperation.DELETE, "Deletion in Cognito")
         context = self._action_context(
             request, queryset, action="delete_in_cognito", title="Delete users in Cognito"
         )
@@ -524,7 +527,8 @@ class CognitoUserAdmin(MirrorAdmin):
             "media": self.media + form.media,
             "change_url": self._change_url(user),
             "has_pending": outbox.has_active_change(
-                pool=user.pool, object_type="user", object_key=user.username, operation="user.update_attributes"
+                pool=user.pool, object_type="user", object_key=user.username,
+                operation=PendingChange.Operation.USER_UPDATE_ATTRIBUTES,
             ),
         }
         return TemplateResponse(request, "admin/directory/cognitouser/attributes.html", context)
