@@ -146,9 +146,14 @@ def test_pool_change_page(admin_client, world):
     response = admin_client.get(change("userpool", pool.pk))
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
-    for section in ("Overview", "Sign-in", "Sign-up", "Messaging", "Authentication extensions",
-                    "Account recovery", "Deletion protection", "Mirror", "Recent sync runs"):
-        assert f'class="fieldset-heading">{section}</h2>' in html, section
+    # The console's sections, in its order, each an anchor of the tab bar.
+    sections = ("Overview", "App clients", "Users", "Groups", "Sign-in", "Sign-up", "Messaging",
+                "Authentication extensions", "Settings", "History", "Mirror")
+    positions = [html.index(f'class="fieldset-heading">{section}</h2>') for section in sections]
+    assert positions == sorted(positions)
+    for anchor in ("overview", "app-clients", "sign-in", "authentication-extensions", "history"):
+        assert f'<div class="pool-section" id="{anchor}">' in html and f'href="#{anchor}"' in html
+    assert "Recovery mechanisms" in html and "Recent sync runs" in html
     # The schema is a table: attribute | type | required | mutable.
     for attribute in ("email", "name"):
         assert re.search(rf"<td>{attribute}</td><td>String</td><td>yes</td><td>yes</td>", html), attribute
@@ -164,7 +169,7 @@ def test_pool_change_page(admin_client, world):
     assert '<pre class="directory-json">{\n  &quot;Id&quot;' in html
     assert "&lt;b&gt;v&lt;/b&gt;" in html
     assert "PreSignUp" in html
-    # Inlines link to the clients and groups; sync runs are listed.
+    # The sections link to the clients and groups; sync runs are listed.
     assert change("appclient", world["spa"].pk) in html
     assert change("cognitogroup", world["admins"].pk) in html
     assert "ALLOW_USER_PASSWORD_AUTH" in html

@@ -50,12 +50,3 @@ class MirrorAdmin(admin.ModelAdmin):
         declared = list(super().get_readonly_fields(request, obj))
         fieldsets = self.get_fieldsets(request, obj) if self.fieldsets else []
         return [*declared, *(f for f in flatten_fieldsets(fieldsets) if f not in declared)]
-
-
-class MirrorInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """A read-only inline listing related rows with a link to their own page."""
-
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True

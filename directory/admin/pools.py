@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When
+from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -20,10 +20,11 @@ from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
 from .. import outbox
-from ..models import AppClient, AuditEvent, CognitoGroup, MfaConfiguration, PendingChange, SyncRun, UserPool
+from ..models import MfaConfiguration, PendingChange, SyncRun, UserPool
 from ..services import pools as pool_services
 from ..sync import schedule
-from .base import MirrorAdmin, MirrorInline
+from . import pool_page
+from .base import MirrorAdmin
 from .groups import add_errors
 from .messagelog import messages_sent_view
 from .messages import message_urls
@@ -74,7 +75,6 @@ def truncate(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
-AUDIT_HISTORY_LIMIT = 50
 PENDING_CHANGES_LIMIT = 50
 # Settings form field -> PasswordPolicy key.
 POLICY_FIELDS = {
@@ -170,31 +170,6 @@ def pending_changes_table(changes) -> Any:
                       empty="No changes requested from here.")
 
 
-class AppClientInline(MirrorInline):
-    model = AppClient
-    fields = ("name", "client_id", "has_secret", "flows")
-    readonly_fields = fields
-    verbose_name_plural = "app clients"
-
-    @admin.display(description="explicit auth flows")
-    def flows(self, obj):
-        return ", ".join(obj.explicit_auth_flows or []) or EMPTY
-
-
-class CognitoGroupInline(MirrorInline):
-    model = CognitoGroup
-    fields = ("name", "precedence", "description", "member_count")
-    readonly_fields = fields
-    verbose_name_plural = "groups"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(member_total=Count("memberships"))
-
-    @admin.display(description="members")
-    def member_count(self, obj):
-        return getattr(obj, "member_total", None)
-
-
 @admin.register(UserPool)
 class UserPoolAdmin(MirrorAdmin):
     list_display = (
@@ -203,15 +178,16 @@ class UserPoolAdmin(MirrorAdmin):
     )
     list_filter = ("region", "mfa_configuration", "deletion_protection")
     search_fields = ("name", "pool_id")
-    inlines = (AppClientInline, CognitoGroupInline)
     fieldsets = (
         ("Overview", {"fields": (
-            "name", "pool_id", "arn", "region", "status", "user_pool_tier", "remote_created_at",
-            "remote_modified_at", "estimated_users", "tags_table",
+            "ids", "name", "status", "user_pool_tier", "remote_created_at", "remote_modified_at", "estimated_users",
         )}),
+        ("App clients", {"fields": ("app_clients",)}),
+        ("Users", {"fields": ("users",)}),
+        ("Groups", {"fields": ("groups",)}),
         ("Sign-in", {"fields": (
             "username_attributes_display", "alias_attributes_display", "username_case_sensitive",
-            "mfa", "password_policy_display",
+            "mfa", "password_policy_display", "account_recovery_display",
         )}),
         ("Sign-up", {"fields": (
             "self_sign_up", "schema_table", "auto_verified_attributes_display", "attribute_update_display",
@@ -221,15 +197,15 @@ class UserPoolAdmin(MirrorAdmin):
             "sms_configuration_display",
         )}),
         ("Authentication extensions", {"fields": ("lambda_triggers",)}),
-        ("Account recovery", {"fields": ("account_recovery_display",)}),
-        ("Deletion protection", {"fields": ("deletion_protection",)}),
-        ("Recent sync runs", {"fields": ("sync_schedule", "recent_sync_runs")}),
-        ("Pending changes", {"fields": ("pending_changes",)}),
-        ("History", {"fields": ("audit_history",)}),
+        ("Settings", {"fields": ("deletion_protection", "tags_table", "sync_schedule", "recent_sync_runs")}),
+        ("History", {"fields": ("pending_changes", "audit_history")}),
         ("Mirror", {"classes": ("collapse",), "fields": (
             "content_hash", "last_synced_at", "created_at", "raw_json",
         )}),
     )
+
+    class Media:
+        js = ("directory/copy.js",)
 
     def get_queryset(self, request):
         latest = SyncRun.objects.filter(pool=OuterRef("pk")).order_by("-started_at", "-pk")
@@ -374,24 +350,25 @@ class UserPoolAdmin(MirrorAdmin):
         return format_html('{}<p><a href="{}?pool__id__exact={}">All changes of this pool</a></p>',
                            pending_changes_table(changes), url, obj.pk)
 
-    @admin.display(description=f"audit history (latest {AUDIT_HISTORY_LIMIT})")
+    @admin.display(description=f"audit history (latest {pool_page.HISTORY_INLINE})")
     def audit_history(self, obj):
-        events = AuditEvent.objects.filter(pool_id=obj.pool_id).order_by("-created_at", "-id")[:AUDIT_HISTORY_LIMIT]
-        rows = [
-            (
-                format_html('<a href="{}">{}</a>', reverse("admin:directory_auditevent_change", args=[e.pk]),
-                            f"{e.created_at:%Y-%m-%d %H:%M:%S}"),
-                e.actor_display,
-                e.source,
-                e.action,
-                f"{e.object_type} {e.object_id}",
-                e.outcome,
-                changes_table(e.changes),
-            )
-            for e in events
-        ]
-        return rows_table(("when", "actor", "source", "action", "object", "outcome", "changes"), rows,
-                          empty="No recorded events.")
+        return pool_page.history_summary(obj)
+
+    @admin.display(description="IDs")
+    def ids(self, obj):
+        return pool_page.ids_panel(obj)
+
+    @admin.display(description="app clients")
+    def app_clients(self, obj):
+        return pool_page.app_clients_table(obj)
+
+    @admin.display(description="users")
+    def users(self, obj):
+        return pool_page.users_summary(obj)
+
+    @admin.display(description="groups")
+    def groups(self, obj):
+        return pool_page.groups_table(obj)
 
     @admin.display(description="raw DescribeUserPool record")
     def raw_json(self, obj):
@@ -421,9 +398,17 @@ class UserPoolAdmin(MirrorAdmin):
     def has_sync_permission(self, request, obj=None):
         return request.user.has_perm(f"{self.opts.app_label}.sync_userpool")
 
+    def history_view(self, request, object_id, extra_context=None):
+        """The pool's history is its audit log (paginated there), not Django's LogEntry."""
+        pool = self.get_object(request, unquote(object_id))
+        if pool is None or not self.has_view_permission(request, pool):
+            raise PermissionDenied
+        return HttpResponseRedirect(pool_page.history_url(pool))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
             **(extra_context or {}),
+            "pool_sections": pool_page.SECTIONS,
             "can_sync": self.has_sync_permission(request),
             "sync_url": reverse("admin:directory_userpool_sync", args=[object_id]),
             "can_edit_settings": self.has_edit_settings_permission(request),

@@ -106,3 +106,16 @@ def _change_cell(value: Any) -> SafeString:
     if isinstance(value, Mapping | list | tuple) and value:
         return pretty_json(value)
     return scalar(value)
+
+
+def copy_value(value: str, element_id: str = "") -> SafeString:
+    """A value in <code> with a button that copies it (directory/copy.js); works without JS as plain text."""
+    if not value:
+        return mark_safe(EMPTY)  # noqa: S308 - constant
+    id_attr = format_html(' id="{}"', element_id) if element_id else ""
+    return format_html(
+        '<span class="directory-copy"><code{}>{}</code> '
+        '<button type="button" class="directory-copy-button" data-copy="{}" title="Copy to the clipboard">Copy</button>'
+        "</span>",
+        id_attr, value, value,
+    )
