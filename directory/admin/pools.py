@@ -25,6 +25,7 @@ from ..services import pools as pool_services
 from ..sync import schedule
 from .base import MirrorAdmin, MirrorInline
 from .groups import add_errors
+from .lifecycle import PoolLifecycleMixin
 from .messagelog import messages_sent_view
 from .messages import message_urls
 from .testusers import test_user_context, test_user_urls
@@ -196,7 +197,7 @@ class CognitoGroupInline(MirrorInline):
 
 
 @admin.register(UserPool)
-class UserPoolAdmin(MirrorAdmin):
+class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
     list_display = (
         "name", "pool_id", "region", "estimated_users", "mfa", "deletion_protection",
         "last_synced_at", "last_sync_status",
