@@ -39,7 +39,7 @@ class Discovery:
         if self.back:
             text += f", {len(self.back)} back"
         if self.errors:
-            text += "; not listed: " + "; ".join(f"{region} ({error})" for region, error in self.errors.items())
+            text += "; could not check: " + "; ".join(f"{region} ({error})" for region, error in self.errors.items())
         return text
 
 
