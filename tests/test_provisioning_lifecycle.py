@@ -134,6 +134,8 @@ def test_client_deletion_fails_its_pending_changes_and_cognito_errors_are_words(
 def test_delete_pool_after_typing_its_name(admin_client, emu, remote):
     pool = remote["pool"]
     url = reverse("admin:directory_userpool_delete", args=[pool.pk])
+    change_page = admin_client.get(reverse("admin:directory_userpool_change", args=[pool.pk]))
+    assert f'href="{url}"' in change_page.content.decode()  # Django's Delete link leads here
     page = admin_client.get(url)
     assert page.status_code == HTTPStatus.OK
     text = page_text(page)
@@ -171,7 +173,7 @@ def test_delete_pool_after_typing_its_name(admin_client, emu, remote):
     text = page_text(response)
     assert "This pool is gone from Cognito since" in text and "Deleted here by admin" in text
     assert "imported" in text and "deleted" in text  # the pool's history table
-    assert "Sync now" not in text and "Edit settings" not in text
+    assert "Sync now" not in text and "Edit settings" not in text and f'href="{url}"' not in response.content.decode()
     listing = page_text(admin_client.get(reverse("admin:directory_userpool_changelist")))
     assert "gone since" in listing
     # Gone pools are not pulled on a schedule, and a sync task for one does nothing.
