@@ -267,6 +267,15 @@ if COGNITO_AUDIT_VERIFY_MINUTES > 0:
         "schedule": timedelta(minutes=COGNITO_AUDIT_VERIFY_MINUTES),
     }
 
+# Lists the pools of every region in COGNITO_REGIONS: new ones are registered and pulled, pools
+# Cognito no longer has are marked gone (0 = never; the pools list's "Discover pools" still works).
+COGNITO_DISCOVERY_INTERVAL_MINUTES = env.int("COGNITO_DISCOVERY_INTERVAL_MINUTES", default=15)
+if COGNITO_DISCOVERY_INTERVAL_MINUTES > 0:
+    CELERY_BEAT_SCHEDULE["discover-pools"] = {
+        "task": "directory.tasks.discover_pools",
+        "schedule": timedelta(minutes=COGNITO_DISCOVERY_INTERVAL_MINUTES),
+    }
+
 # Cognito ------------------------------------------------------------------------
 # boto3 is configured the standard way (credential chain, AWS_REGION,
 # AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER); these only say which regions to scan.

@@ -255,6 +255,11 @@ class CognitoGateway:
     def describe_user_pool(self, pool_id: str) -> dict[str, Any]:
         return self._call("describe_user_pool", UserPoolId=pool_id)["UserPool"]
 
+    def delete_user_pool(self, pool_id: str) -> None:
+        """DeleteUserPool: the pool with its users, groups and clients. Cognito refuses it
+        (InvalidParameterException) while the pool's deletion protection is ACTIVE."""
+        self._call("delete_user_pool", UserPoolId=pool_id)
+
     def list_tags(self, arn: str) -> dict[str, str] | None:
         """Tags of a pool; None when the endpoint does not implement tagging (moto)."""
         try:
@@ -274,6 +279,9 @@ class CognitoGateway:
     def describe_user_pool_client(self, pool_id: str, client_id: str) -> dict[str, Any]:
         """The client record. The caller must drop `ClientSecret` before keeping it."""
         return self._call("describe_user_pool_client", UserPoolId=pool_id, ClientId=client_id)["UserPoolClient"]
+
+    def delete_user_pool_client(self, pool_id: str, client_id: str) -> None:
+        self._call("delete_user_pool_client", UserPoolId=pool_id, ClientId=client_id)
 
     # Groups --------------------------------------------------------------------------
     def list_groups(self, pool_id: str) -> Iterator[list[dict[str, Any]]]:

@@ -7,6 +7,7 @@ values back with `revert_mirror`. Both directions go through the same setters he
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from .mapping import USER_TYPED_ATTRIBUTES
@@ -99,3 +100,38 @@ def revert_mirror(change: PendingChange) -> None:
         pool = UserPool.objects.get(pk=pool.pk)
         set_pool_values(pool, before)
         save_pool_settings(pool)
+
+
+# Users removed per statement when a pool goes: bounded memory whatever the pool's size.
+GONE_BATCH = 2000
+GONE_ERROR = "The pool is gone from Cognito."
+
+
+def pool_mark_gone(pool: UserPool, *, reason: str, when: datetime) -> dict[str, int]:
+    """Mark a pool gone from Cognito and remove what went with it (users, groups, memberships, app
+    clients); the row stays, with its sync runs, changes and template versions, so its history stays
+    browsable. Changes still on their way fail. Returns what was removed, by kind. Idempotent."""
+    removed = {
+        "users": CognitoUser.objects.filter(pool=pool).count(),
+        "groups": CognitoGroup.objects.filter(pool=pool).count(),
+        "app_clients": AppClient.objects.filter(pool=pool).count(),
+    }
+    GroupMembership.objects.filter(group__pool=pool).delete()
+    while pks := list(CognitoUser.objects.filter(pool=pool).values_list("pk", flat=True)[:GONE_BATCH]):
+        CognitoUser.objects.filter(pk__in=pks).delete()
+    CognitoGroup.objects.filter(pool=pool).delete()
+    AppClient.objects.filter(pool=pool).delete()
+    removed["pending_changes"] = PendingChange.objects.filter(pool=pool, status__in=PendingChange.ACTIVE).update(
+        status=PendingChange.Status.FAILED, last_error=GONE_ERROR
+    )
+    UserPool.objects.filter(pk=pool.pk).update(
+        deleted_at=when, deleted_reason=reason[:256], estimated_number_of_users=0
+    )
+    pool.deleted_at, pool.deleted_reason, pool.estimated_number_of_users = when, reason[:256], 0
+    return removed
+
+
+def pool_unmark_gone(pool: UserPool) -> None:
+    """A pool marked gone is in Cognito after all: it is mirrored again (by its next pull)."""
+    UserPool.objects.filter(pk=pool.pk).update(deleted_at=None, deleted_reason="", last_synced_at=None, content_hash="")
+    pool.deleted_at, pool.deleted_reason, pool.last_synced_at, pool.content_hash = None, "", None, ""

@@ -71,6 +71,10 @@ class UserPool(models.Model):
     # A lease, not a lock held by a connection: a worker that dies stops renewing it and it expires.
     sync_lock_token = models.CharField(max_length=64, blank=True, editable=False)
     sync_lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Gone from Cognito (deleted here, or no longer found by discovery): the row stays, without its
+    # users, groups and clients, so the pool's history (audit, sync runs, changes) stays browsable.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+    deleted_reason = models.CharField(max_length=256, blank=True, editable=False)
 
     class Meta:
         ordering = ["name", "pool_id"]
@@ -78,10 +82,15 @@ class UserPool(models.Model):
         permissions = [
             ("sync_userpool", "Can start a sync of a user pool"),
             ("edit_messages_userpool", "Can edit a pool's message templates"),
+            ("discover_userpool", "Can discover user pools in Cognito"),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.pool_id})"
+
+    @property
+    def is_gone(self) -> bool:
+        return self.deleted_at is not None
 
     @property
     def required_attributes(self) -> list[str]:
@@ -347,6 +356,7 @@ class AuditEvent(models.Model):
         SYNC = "sync"
         WORKER = "worker"
         COMMAND = "command"
+        DISCOVERY = "discovery"
 
     class Outcome(models.TextChoices):
         OK = "ok"
@@ -384,6 +394,9 @@ class AuditEvent(models.Model):
         BULK_FINISHED = "bulk_finished"
         SCHEDULE_CHANGED = "schedule_changed"
         EXPIRED = "expired"
+        # Discovery: a pool first seen in Cognito, or seen again after it was marked gone.
+        DISCOVERED = "discovered"
+        REAPPEARED = "reappeared"
 
     # Set by `audit.build` (not auto_now_add, which would overwrite it at save): the hash covers it.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -13,7 +13,7 @@ from .models import BulkJob, UserPool
 from .services.bulk import bulk_job_run
 from .services.test_users import test_users_expire
 from .services.test_users_bulk import test_users_bulk_run
-from .sync import lease, pull, schedule
+from .sync import discovery, lease, pull, schedule
 from .sync.push import apply_change as push_change
 
 logger = logging.getLogger(__name__)
@@ -25,14 +25,24 @@ def sync_pool(pool_pk: int, source: str = "worker", actor: str = "", scheduled: 
     pk. A run that finds another one going is recorded as `skipped`. A scheduled run that
     is no longer due (an earlier message of the same schedule ran first) does nothing."""
     pool = UserPool.objects.filter(pk=pool_pk).first()
-    if pool is None:
-        logger.info("sync_pool: pool %s no longer exists", pool_pk)
+    if pool is None or pool.is_gone:
+        logger.info("sync_pool: pool %s is gone", pool_pk)
         return None
     if scheduled and not schedule.is_due(pool):
         logger.info("sync_pool: %s is no longer due", pool.pool_id)
         return None
     run = lease.sync_pool(pool=pool, source=source, actor=actor)
     return run.pk
+
+
+@shared_task(name="directory.tasks.discover_pools")
+def discover_pools() -> str:
+    """Beat (every COGNITO_DISCOVERY_INTERVAL_MINUTES): ListUserPools in every region of
+    COGNITO_REGIONS; new pools are registered and pulled, pools Cognito no longer has are marked
+    gone. Returns the summary ("N pools found, M new, K gone")."""
+    result = discovery.discover()
+    logger.info("discovery: %s", result.summary())
+    return result.summary()
 
 
 @shared_task(name="directory.tasks.pull_partitions")

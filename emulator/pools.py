@@ -7,6 +7,7 @@
   sensitivity, schema, name unless PoolName is given: botocore's UserPoolType members that
   UpdateUserPoolRequest lacks), resets the rest as Cognito does, and moves LastModifiedDate.
 - MFA reads the same through DescribeUserPool and GetUserPoolMfaConfig.
+- DeleteUserPool is refused while deletion protection is ACTIVE.
 - ExplicitAuthFlows never mixes legacy and ALLOW_ values (Cognito refuses it).
 - GET /<pool id>/.well-known/jwks.json and openid-configuration answer for the pool's tokens.
 """
@@ -242,3 +243,21 @@ def well_known(environ: Environ, start_response: StartResponse, app: WSGIApp) ->
     body = json.dumps(document).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def delete_user_pool(environ: Environ, start_response: StartResponse, app: WSGIApp) -> Iterable[bytes]:
+    """DeleteUserPool refused while deletion protection is on, as Cognito refuses it (moto deletes)."""
+    try:
+        params = read_params(environ)
+        with STATE_LOCK:
+            pool = find_pool(request_region(environ), params.get("UserPoolId") or "")
+            if pool.extended_config.get("DeletionProtection") == "ACTIVE":
+                raise CognitoError(
+                    "InvalidParameterException",
+                    "The user pool cannot be deleted because deletion protection is activated. "
+                    "Deletion protection must be inactivated first.",
+                )
+            status, headers, data = call_through(app, environ, read_body(environ))
+    except CognitoError as exc:
+        return error_response(start_response, exc)
+    return relay(start_response, status, headers, data)

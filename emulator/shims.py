@@ -40,6 +40,7 @@ SHIMS: dict[str, Handler] = {
     target("AdminConfirmSignUp"): accounts.touching,
     target("CreateUserPool"): pools.create_user_pool,
     target("UpdateUserPool"): pools.update_user_pool,
+    target("DeleteUserPool"): pools.delete_user_pool,
     target("SetUserPoolMfaConfig"): pools.set_user_pool_mfa_config,
     target("CreateUserPoolClient"): pools.create_user_pool_client,
     target("UpdateUserPoolClient"): pools.update_user_pool_client,

@@ -52,12 +52,13 @@ def test_pool_page_sections_follow_the_console_and_ids_copy(browser, demo, live_
     # The ids the walkthroughs copy into code are at the top, with copy buttons that work.
     assert page.locator("#pool-id").inner_text() == eshop.pool_id
     assert page.locator("#app-clients").bounding_box()["y"] < 1200
-    page.locator("#overview .directory-copy-button").first.click()
-    page.wait_for_function("document.querySelector('#overview .directory-copy-button').textContent === 'Copied'")
+    page.locator("#overview .copy-button").first.click()
+    page.wait_for_selector("#overview .copied:has-text('Copied')")
     assert page.evaluate("navigator.clipboard.readText()") == eshop.pool_id
     clients = page.locator("#app-clients")
     assert client.client_id in clients.inner_text() and client.name in clients.inner_text()
-    page.locator(f"#app-clients button[data-copy='{client.client_id}']").click()
+    page.locator("#app-clients .directory-copy", has_text=client.client_id).locator(".copy-button").click()
+    page.wait_for_function(f"navigator.clipboard.readText().then(t => t === '{client.client_id}')")
     assert page.evaluate("navigator.clipboard.readText()") == client.client_id
 
     # The tab jumps to its section.

@@ -13,6 +13,7 @@ from ..models import AppClient
 from ..services import clients as client_services
 from .base import MirrorAdmin
 from .groups import add_errors
+from .lifecycle import ClientLifecycleMixin
 from .widgets import EMPTY, pretty_json, scalar
 
 DEFAULT_UNITS = {"AccessToken": "hours", "IdToken": "hours", "RefreshToken": "days"}
@@ -137,7 +138,7 @@ class AppClientForm(forms.ModelForm):
 
 
 @admin.register(AppClient)
-class AppClientAdmin(MirrorAdmin):
+class AppClientAdmin(ClientLifecycleMixin, MirrorAdmin):
     form = AppClientForm
     list_display = ("name", "client_id", "pool", "has_secret", "flows", "token_validities")
     list_filter = ("pool", "has_secret")

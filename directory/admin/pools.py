@@ -26,6 +26,7 @@ from ..sync import schedule
 from . import pool_page
 from .base import MirrorAdmin
 from .groups import add_errors
+from .lifecycle import PoolLifecycleMixin
 from .messagelog import messages_sent_view
 from .messages import message_urls
 from .testusers import test_user_context, test_user_urls
@@ -171,7 +172,7 @@ def pending_changes_table(changes) -> Any:
 
 
 @admin.register(UserPool)
-class UserPoolAdmin(MirrorAdmin):
+class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
     list_display = (
         "name", "pool_id", "region", "estimated_users", "mfa", "deletion_protection",
         "last_synced_at", "last_sync_status",
@@ -205,7 +206,7 @@ class UserPoolAdmin(MirrorAdmin):
     )
 
     class Media:
-        js = ("directory/copy.js",)
+        js = ("directory/copy_buttons.js",)
 
     def get_queryset(self, request):
         latest = SyncRun.objects.filter(pool=OuterRef("pk")).order_by("-started_at", "-pk")

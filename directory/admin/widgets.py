@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -109,13 +110,14 @@ def _change_cell(value: Any) -> SafeString:
 
 
 def copy_value(value: str, element_id: str = "") -> SafeString:
-    """A value in <code> with a button that copies it (directory/copy.js); works without JS as plain text."""
+    """A value in <code> with a button that copies it (directory/copy_buttons.js copies the element
+    the button's data-copy names); without JS it is plain text to select."""
     if not value:
         return mark_safe(EMPTY)  # noqa: S308 - constant
-    id_attr = format_html(' id="{}"', element_id) if element_id else ""
+    element_id = element_id or "copy-" + hashlib.sha1(value.encode(), usedforsecurity=False).hexdigest()[:12]
     return format_html(
-        '<span class="directory-copy"><code{}>{}</code> '
-        '<button type="button" class="directory-copy-button" data-copy="{}" title="Copy to the clipboard">Copy</button>'
+        '<span class="directory-copy"><code id="{}">{}</code> '
+        '<button type="button" class="copy-button" data-copy="{}" title="Copy to the clipboard">Copy</button>'
         "</span>",
-        id_attr, value, value,
+        element_id, value, element_id,
     )

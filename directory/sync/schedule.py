@@ -44,9 +44,14 @@ def is_due(pool: UserPool, now: datetime | None = None) -> bool:
 
 
 def due_pool_pks(now: datetime | None = None) -> list[int]:
-    """Pools whose interval has passed since their last successful pull (or never pulled)."""
+    """Pools whose interval has passed since their last successful pull (or never pulled); never
+    a pool marked gone from Cognito."""
     now = now or timezone.now()
-    rows = UserPool.objects.order_by("pk").only("pk", "sync_interval_minutes", "last_synced_at")
+    rows = (
+        UserPool.objects.filter(deleted_at__isnull=True)  # gone from Cognito: nothing to pull
+        .order_by("pk")
+        .only("pk", "sync_interval_minutes", "last_synced_at")
+    )
     return [pool.pk for pool in rows if is_due(pool, now)]
 
 
