@@ -151,7 +151,8 @@ class CognitoGroup(models.Model):
 
     class Meta:
         ordering = ["pool", "precedence", "name"]
-        verbose_name = "group"
+        # Apart from Django's own groups (the admin's permissions), which sit under Administration.
+        verbose_name = "Cognito group"
         constraints = [models.UniqueConstraint(fields=["pool", "name"], name="directory_group_unique_per_pool")]
 
     def __str__(self) -> str:
@@ -183,7 +184,8 @@ class CognitoUser(models.Model):
 
     class Meta:
         ordering = ["pool", "username"]
-        verbose_name = "user"
+        # Apart from Django's own users (the admin's logins), which sit under Administration.
+        verbose_name = "Cognito user"
         permissions = [
             ("enable_cognitouser", "Can enable or disable users"),
             ("reset_password_cognitouser", "Can reset users' passwords"),
@@ -220,6 +222,12 @@ class CognitoUser(models.Model):
 
     def __str__(self) -> str:
         return self.username
+
+    @property
+    def label(self) -> str:
+        """How an operator knows the user: the e-mail, else the phone number, else the username (in
+        pools that sign in by e-mail the username is an opaque UUID)."""
+        return self.email or self.phone_number or self.username
 
 
 class GroupMembership(models.Model):
@@ -274,6 +282,11 @@ class SyncRun(models.Model):
     class Meta:
         ordering = ["-started_at"]
         verbose_name = "sync run"
+        indexes = [
+            # A pool's newest run, and its newest of a status (the directory home, the pool list).
+            models.Index(fields=["pool", "status", "-started_at"], name="directory_syncrun_pool_status"),
+            models.Index(fields=["pool", "-started_at"], name="directory_syncrun_pool_latest"),
+        ]
 
     def __str__(self) -> str:
         return f"sync of {self.pool_id} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
@@ -558,6 +571,9 @@ class PendingChange(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="directory_change_status"),
             models.Index(fields=["pool", "object_type", "object_key"], name="directory_change_object"),
+            # Changes applied per hour (the directory home's push throughput).
+            models.Index(fields=["applied_at"], name="directory_change_applied",
+                         condition=Q(applied_at__isnull=False)),
         ]
         permissions = [
             ("retry_pendingchange", "Can retry a failed or conflicting change"),
