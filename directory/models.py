@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+# A username Cognito made up (a UUID, the user's `sub`), which tells an operator nothing.
+OPAQUE_USERNAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 class UserStatus(models.TextChoices):
@@ -225,9 +229,11 @@ class CognitoUser(models.Model):
 
     @property
     def label(self) -> str:
-        """How an operator knows the user: the e-mail, else the phone number, else the username (in
-        pools that sign in by e-mail the username is an opaque UUID)."""
-        return self.email or self.phone_number or self.username
+        """How an operator knows the user: the username, unless it is an opaque UUID (pools that sign in
+        by e-mail or phone make the `sub` the username), then the e-mail or the phone number."""
+        if self.username == self.sub or OPAQUE_USERNAME.fullmatch(self.username):
+            return self.email or self.phone_number or self.username
+        return self.username
 
 
 class GroupMembership(models.Model):

@@ -109,7 +109,8 @@ def test_settings_read_the_file_below_the_environment_and_not_with_aws_configure
     session = _local_session(run_script, tmp_path, "http://127.0.0.1:9444")
     probe = _manage(_plain_shell(tmp_path), "shell", "-c", PROBE)
     assert probe.returncode == 0, probe.stderr[-2000:]
-    assert probe.stdout.strip().splitlines()[-1].split() == ["True", session["DJANGO_SECRET_KEY"], "http://127.0.0.1:9444", "True"]
+    last_line = probe.stdout.strip().splitlines()[-1]
+    assert last_line.split() == ["True", session["DJANGO_SECRET_KEY"], "http://127.0.0.1:9444", "True"]
 
     # What the shell says wins, key by key.
     probe = _manage(_plain_shell(tmp_path, DJANGO_DEBUG="false", DJANGO_SECRET_KEY="from-the-shell"), "shell", "-c",
