@@ -98,14 +98,11 @@ def _users_chart(pools: list[UserPool], daily: dict[int, dict], days: list[date]
 
 
 def _durations_chart(runs: list[SyncRun]) -> str:
-    bars = [
-        (f"{run.pool.name or run.pool.pool_id} {run.started_at:%d %b %H:%M}",
-         (run.finished_at - run.started_at).total_seconds())
-        for run in runs
-    ]
+    bars = [(f"{run.started_at:%d %b}", (run.finished_at - run.started_at).total_seconds()) for run in runs]
+    tips = [f"{run.pool.name or run.pool.pool_id}, {run.started_at:%Y-%m-%d %H:%M} ({run.status})" for run in runs]
     colours = [FAILED_RUN if run.status == SyncRun.Status.FAILED else charts.PALETTE[0] for run in runs]
     return charts.bar_chart(bars, label=f"Duration of the last {len(runs)} pulls, in seconds (failed ones in red)",
-                            unit=" s", colours=colours)
+                            unit=" s", colours=colours, tips=tips)
 
 
 def _throughput_chart(per_hour: dict[datetime, int], now: datetime) -> str:

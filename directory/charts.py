@@ -106,10 +106,13 @@ def _axes(parts: list[str], *, left: int, right: int, top: int, bottom: int, low
 
 
 def _x_labels(parts: list[str], labels: Sequence[str], xs: Sequence[float], baseline: float, every: int) -> None:
+    last = len(labels) - 1
     for i, (text, x) in enumerate(zip(labels, xs, strict=True)):
-        if i % every == 0 or i == len(labels) - 1:
+        if i == last or (i % every == 0 and last - i >= every):
+            # The first and last labels sit inside the box, not half outside it.
+            anchor = "start" if i == 0 and len(labels) > 1 else "end" if i == last and last else "middle"
             parts.append(
-                f'<text x="{_fmt(x)}" y="{_fmt(baseline + 14)}" text-anchor="middle" fill="#555" {FONT}>'
+                f'<text x="{_fmt(x)}" y="{_fmt(baseline + 14)}" text-anchor="{anchor}" fill="#555" {FONT}>'
                 f"{escape(text)}</text>"
             )
 
@@ -150,9 +153,10 @@ def line_chart(
 
 def bar_chart(
     bars: Sequence[tuple[str, float]], *, label: str, unit: str = "", width: int = 420, height: int = 180,
-    colours: Sequence[str] | None = None,
+    colours: Sequence[str] | None = None, tips: Sequence[str] | None = None,
 ) -> str:
-    """One bar per (x label, value); `colours` (one per bar) marks some bars apart, e.g. failed runs."""
+    """One bar per (x label, value); `colours` (one per bar) marks some bars apart, e.g. failed runs;
+    `tips` (one per bar) names a bar on hover instead of its x label."""
     if not bars:
         return _empty(width, height, label, "chart", "no data yet")
     left, right, top, bottom = 44, width - 10, 10, height - 22
@@ -171,7 +175,7 @@ def bar_chart(
         parts.append(
             f'<rect x="{_fmt(x)}" y="{_fmt(top_y)}" width="{_fmt(max(slot - gap, 0.5))}" '
             f'height="{_fmt(bottom - top_y)}" fill="{escape(colour)}">'
-            f"<title>{escape(text)}: {escape(format_value(value))}{escape(unit)}</title></rect>"
+            f"<title>{escape(tips[i] if tips else text)}: {escape(format_value(value))}{escape(unit)}</title></rect>"
         )
     _x_labels(parts, [text for text, _ in bars], xs, bottom, max(1, len(bars) // 5))
     parts.append("</svg>")
