@@ -6,10 +6,11 @@ PYTEST_ARGS ?=
 SDK := tests/sdk
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev sdk run test lint ci clean distclean
+.PHONY: help install install-dev sdk run manage test lint ci clean distclean
 
 help:
 	@echo "make run      web + worker + beat (+ local Cognito emulator) on http://127.0.0.1:$${PORT:-8000}/admin/"
+	@echo "make manage   a management command, e.g. make manage ARGS=\"cognito_sync --all\" (local mode: after make run)"
 	@echo "make test     the test suite (PYTEST_ARGS='-k foo' to select)"
 	@echo "make lint     ruff and the import contracts (lint-imports)"
 	@echo "make ci       what CI runs (.ci/run)"
@@ -40,6 +41,11 @@ sdk: $(SDK)/node_modules/.package-lock.json
 
 run: $(VENV)/.installed-runtime
 	$(VPY) scripts/run.py
+
+# A management command from a plain shell; after `make run` in local mode, settings read var/local.env
+# (the emulator's endpoint and credentials, DEBUG, the secret key).
+manage: $(VENV)/.installed-runtime
+	$(VPY) manage.py $(ARGS)
 
 test: $(VENV)/.installed-dev sdk
 	$(VPY) -m pytest $(PYTEST_ARGS)

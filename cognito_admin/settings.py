@@ -19,6 +19,20 @@ if (BASE_DIR / ".env").is_file():
 
 TESTING = "pytest" in sys.modules or env.bool("DJANGO_TESTING", default=False)
 
+# `make run` in local mode writes what management commands need (the emulator's endpoint, region and
+# throwaway credentials, DEBUG, its secret key) to var/local.env, so that `manage.py cognito_sync` works
+# from a plain shell too. It overrides nothing, and is ignored as a whole where the environment (or
+# .env) already says how to reach Cognito, and in tests.
+LOCAL_ENV_FILE = VAR_DIR / "local.env"
+AWS_CONFIGURED_BY = (
+    "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE",
+)
+_aws_configured = any(os.environ.get(key) for key in AWS_CONFIGURED_BY) or os.environ.get(
+    "COGNITO_LOCAL_MODE", ""
+).strip().lower() in {"0", "false", "no", "off"}
+if LOCAL_ENV_FILE.is_file() and not TESTING and not _aws_configured:
+    env.read_env(str(LOCAL_ENV_FILE))
+
 # https://docs.djangoproject.com/en/5.2/ref/settings/#debug
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -33,7 +47,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the project's AdminSite (the directory home): cognito_admin/admin_site.py.
+    "cognito_admin.apps.DirectoryAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -178,11 +193,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # A 403 (PermissionDenied) is logged as one line: Django would add the exception's traceback.
+    "filters": {"forbidden_one_line": {"()": "cognito_admin.log_filters.ForbiddenWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
         "botocore": {"level": "WARNING"},
         "werkzeug": {"level": "WARNING"},
+        "django.request": {"filters": ["forbidden_one_line"]},
     },
 }
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+# A username Cognito made up (a UUID, the user's `sub`), which tells an operator nothing.
+OPAQUE_USERNAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 class UserStatus(models.TextChoices):
@@ -160,7 +164,8 @@ class CognitoGroup(models.Model):
 
     class Meta:
         ordering = ["pool", "precedence", "name"]
-        verbose_name = "group"
+        # Apart from Django's own groups (the admin's permissions), which sit under Administration.
+        verbose_name = "Cognito group"
         constraints = [models.UniqueConstraint(fields=["pool", "name"], name="directory_group_unique_per_pool")]
 
     def __str__(self) -> str:
@@ -192,7 +197,8 @@ class CognitoUser(models.Model):
 
     class Meta:
         ordering = ["pool", "username"]
-        verbose_name = "user"
+        # Apart from Django's own users (the admin's logins), which sit under Administration.
+        verbose_name = "Cognito user"
         permissions = [
             ("enable_cognitouser", "Can enable or disable users"),
             ("reset_password_cognitouser", "Can reset users' passwords"),
@@ -228,6 +234,14 @@ class CognitoUser(models.Model):
         ]
 
     def __str__(self) -> str:
+        return self.username
+
+    @property
+    def label(self) -> str:
+        """How an operator knows the user: the username, unless it is an opaque UUID (pools that sign in
+        by e-mail or phone make the `sub` the username), then the e-mail or the phone number."""
+        if self.username == self.sub or OPAQUE_USERNAME.fullmatch(self.username):
+            return self.email or self.phone_number or self.username
         return self.username
 
 
@@ -283,6 +297,11 @@ class SyncRun(models.Model):
     class Meta:
         ordering = ["-started_at"]
         verbose_name = "sync run"
+        indexes = [
+            # A pool's newest run, and its newest of a status (the directory home, the pool list).
+            models.Index(fields=["pool", "status", "-started_at"], name="directory_syncrun_pool_status"),
+            models.Index(fields=["pool", "-started_at"], name="directory_syncrun_pool_latest"),
+        ]
 
     def __str__(self) -> str:
         return f"sync of {self.pool_id} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
@@ -571,6 +590,9 @@ class PendingChange(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="directory_change_status"),
             models.Index(fields=["pool", "object_type", "object_key"], name="directory_change_object"),
+            # Changes applied per hour (the directory home's push throughput).
+            models.Index(fields=["applied_at"], name="directory_change_applied",
+                         condition=Q(applied_at__isnull=False)),
         ]
         permissions = [
             ("retry_pendingchange", "Can retry a failed or conflicting change"),

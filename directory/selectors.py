@@ -1,14 +1,17 @@
 """Read-only queries the admin shows: resends asked for, e-mails sent today, the latest code delivery,
-the audit chain's latest verification."""
+the audit chain's latest verification, and the directory home's figures (aggregates over sync runs, the
+outbox and the audit log: never a scan of the users)."""
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.conf import settings
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
-from .models import AuditEvent, AuditVerification, CognitoUser, PendingChange, UserPool
+from .models import AuditEvent, AuditVerification, CognitoUser, PendingChange, SyncRun, UserPool
 
 Action = AuditEvent.Action
 RESEND_OPERATION = PendingChange.Operation.USER_RESEND_CODE
@@ -32,20 +35,34 @@ def uses_cognito_default_email(pool: UserPool) -> bool:
     return (pool.email_configuration or {}).get("EmailSendingAccount") in (None, "", "COGNITO_DEFAULT")
 
 
+def start_of_today() -> datetime:
+    return timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _emails_sent_since(start: datetime) -> QuerySet[AuditEvent]:
+    """Audit events of e-mails this project made Cognito send since `start` (any pool)."""
+    email = "EMAIL"
+    return AuditEvent.objects.filter(object_type="user", created_at__gte=start, outcome="ok").filter(
+        Q(action=Action.RESEND_CODE, detail__delivery__DeliveryMedium=email)
+        | Q(action=Action.APPLIED, detail__operation=RESEND_OPERATION, detail__delivery__DeliveryMedium=email)
+        # Test users created here with an e-mailed invitation (services/test_users.py).
+        | Q(action=Action.CREATED, detail__operation=TEST_USER_OPERATION, detail__delivery=email)
+    )
+
+
 def messages_sent_today(pool: UserPool) -> int:
     """E-mails this project made Cognito send for the pool today (UTC): resends and invitations, from the audit log."""
-    start = timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    email = "EMAIL"
-    return (
-        AuditEvent.objects.filter(pool_id=pool.pool_id, object_type="user", created_at__gte=start, outcome="ok")
-        .filter(
-            Q(action=Action.RESEND_CODE, detail__delivery__DeliveryMedium=email)
-            | Q(action=Action.APPLIED, detail__operation=RESEND_OPERATION, detail__delivery__DeliveryMedium=email)
-            # Test users created here with an e-mailed invitation (services/test_users.py).
-            | Q(action=Action.CREATED, detail__operation=TEST_USER_OPERATION, detail__delivery=email)
-        )
-        .count()
+    return _emails_sent_since(start_of_today()).filter(pool_id=pool.pool_id).count()
+
+
+def messages_sent_today_by_pool() -> dict[str, int]:
+    """messages_sent_today for every pool at once: pool id -> e-mails sent today (one grouped query over
+    today's audit events)."""
+    rows = (
+        _emails_sent_since(start_of_today()).order_by().values("pool_id").annotate(n=Count("id"))
+        .values_list("pool_id", "n")
     )
+    return dict(rows)
 
 
 def default_email_warning(pool: UserPool) -> str | None:
@@ -76,3 +93,115 @@ def audit_chain_alarm() -> AuditVerification | None:
     """The latest verification of the audit chain if it found the chain broken, else None."""
     latest = AuditVerification.objects.order_by("-id").first()
     return latest if latest is not None and not latest.ok else None
+
+
+# The directory home ---------------------------------------------------------------------------------
+
+# Cognito's default e-mail (EmailSendingAccount COGNITO_DEFAULT) sends at most 50 messages a day.
+# https://docs.aws.amazon.com/cognito/latest/developerguide/quotas.html
+DEFAULT_EMAIL_DAILY_LIMIT = 50
+OPEN_CHANGE_STATUSES = (
+    PendingChange.Status.PENDING, PendingChange.Status.APPLYING, PendingChange.Status.FAILED,
+    PendingChange.Status.CONFLICT,
+)
+
+
+def latest_sync_runs(pools: list[UserPool]) -> tuple[dict[int, SyncRun], dict[int, SyncRun]]:
+    """Each pool's newest sync run that was not skipped, and its newest complete successful one (not a
+    resumed run, whose count leaves out what it took over): two queries through the (pool, status,
+    started_at) index, whatever the number of runs or users."""
+    runs = SyncRun.objects.filter(pool=OuterRef("pk")).order_by("-started_at", "-id")
+    latest = Subquery(runs.exclude(status=SyncRun.Status.SKIPPED).values("pk")[:1])
+    complete = Subquery(
+        runs.filter(status=SyncRun.Status.SUCCEEDED, resumed_from__isnull=True).values("pk")[:1]
+    )
+    pairs = list(
+        UserPool.objects.filter(pk__in=[p.pk for p in pools]).order_by()
+        .annotate(latest=latest, complete=complete).values_list("pk", "latest", "complete")
+    )
+    wanted = {pk for _, a, b in pairs for pk in (a, b) if pk is not None}
+    by_id = SyncRun.objects.in_bulk(wanted) if wanted else {}
+    return (
+        {pool: by_id[a] for pool, a, _ in pairs if a in by_id},
+        {pool: by_id[b] for pool, _, b in pairs if b in by_id},
+    )
+
+
+def sync_interval_minutes(pool: UserPool) -> int:
+    if pool.sync_interval_minutes is not None:
+        return pool.sync_interval_minutes
+    return settings.COGNITO_SYNC_INTERVAL_MINUTES
+
+
+def sync_health(
+    pool: UserPool, latest: SyncRun | None, complete: SyncRun | None, *, now: datetime | None = None
+) -> tuple[str, str]:
+    """(level, explanation) of a pool's pulls: `ok`, `running`, `stale` (no successful pull for three
+    scheduled intervals), `failing` (the last pull failed) or `never`."""
+    now = now or timezone.now()
+    if latest is None:
+        return "never", "Never synced."
+    if latest.status == SyncRun.Status.RUNNING:
+        return "running", f"A pull is running (phase {latest.phase or 'starting'})."
+    if latest.status == SyncRun.Status.FAILED:
+        reason = (latest.error or "no reason recorded").strip().splitlines()[0][:200]
+        return "failing", f"The last pull failed: {reason}"
+    interval = sync_interval_minutes(pool)
+    last_ok = (complete.finished_at or complete.started_at) if complete else None
+    last_ok = max(filter(None, [last_ok, latest.finished_at]), default=None)
+    if interval and last_ok and now - last_ok > timedelta(minutes=3 * interval):
+        return "stale", f"No successful pull for over {3 * interval} minutes (three scheduled intervals)."
+    return "ok", "The last pull succeeded."
+
+
+def users_by_day(*, days: int = 30, now: datetime | None = None) -> dict[int, dict]:
+    """pool pk -> {date: users}: per UTC day, the most users a complete successful pull listed (its
+    `seen`), over the last `days` days. One grouped query over the runs of those days."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    rows = (
+        SyncRun.objects.filter(started_at__gte=since, status=SyncRun.Status.SUCCEEDED, resumed_from__isnull=True)
+        .order_by().annotate(day=TruncDate("started_at")).values("pool_id", "day").annotate(users=Max("seen"))
+        .values_list("pool_id", "day", "users")
+    )
+    found: dict[int, dict] = {}
+    for pool_pk, day, users in rows:
+        found.setdefault(pool_pk, {})[day] = users
+    return found
+
+
+def recent_sync_durations(*, limit: int = 30) -> list[SyncRun]:
+    """The newest finished pulls (succeeded or failed), oldest first, with their pool."""
+    runs = (
+        SyncRun.objects.filter(finished_at__isnull=False, status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED])
+        .select_related("pool").only("pk", "started_at", "finished_at", "status", "seen", "pool__name", "pool__pool_id")
+        .order_by("-started_at", "-id")[:limit]
+    )
+    return list(reversed(runs))
+
+
+def push_throughput(*, hours: int = 24, now: datetime | None = None) -> dict[datetime, int]:
+    """Changes applied in Cognito per hour (UTC) over the last `hours` hours (the applied_at index)."""
+    since = (now or timezone.now()) - timedelta(hours=hours)
+    rows = (
+        PendingChange.objects.filter(applied_at__gte=since, status=PendingChange.Status.APPLIED)
+        .order_by().annotate(hour=TruncHour("applied_at")).values("hour").annotate(n=Count("id"))
+        .values_list("hour", "n")
+    )
+    return dict(rows)
+
+
+def open_change_counts() -> dict[int, dict[str, int]]:
+    """pool pk -> {status: count} for changes pending, applying, failed or in conflict (the status
+    index: the applied and discarded history is never read)."""
+    rows = (
+        PendingChange.objects.filter(status__in=OPEN_CHANGE_STATUSES).order_by()
+        .values("pool_id", "status").annotate(n=Count("id")).values_list("pool_id", "status", "n")
+    )
+    found: dict[int, dict[str, int]] = {}
+    for pool_pk, status, n in rows:
+        found.setdefault(pool_pk, {})[status] = n
+    return found
+
+
+def latest_audit_events(*, limit: int = 10) -> list[AuditEvent]:
+    return list(AuditEvent.objects.order_by("-created_at", "-id")[:limit])

@@ -8,6 +8,7 @@ configured. See README.md, "make run".
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,12 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_ADMIN = ("admin", "admin", "admin@example.com")
 TRUE = {"1", "true", "yes", "on"}
+# What management commands need from local mode, written to var/local.env for a plain shell (settings
+# read it at startup, below whatever the environment and .env say).
+LOCAL_ENV_KEYS = (
+    "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+    "AWS_DEFAULT_REGION", "COGNITO_LOCAL_MODE", "COGNITO_EMULATOR_PORT", "DJANGO_DEBUG",
+)
 
 
 def load_dotenv() -> None:
@@ -53,6 +60,48 @@ def prepare_local(env: dict) -> None:
     env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
     env["COGNITO_LOCAL_MODE"] = "true"
     env.setdefault("DJANGO_DEBUG", "true")
+
+
+def var_dir(env: dict) -> Path:
+    return Path(env.get("COGNITO_ADMIN_VAR_DIR") or BASE_DIR / "var")
+
+
+def local_env_path(env: dict) -> Path:
+    return var_dir(env) / "local.env"
+
+
+def _read_local_env(path: Path) -> dict[str, str]:
+    values = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                values[key.strip()] = value.strip()
+    return values
+
+
+def write_local_env(env: dict) -> Path:
+    """Write var/local.env: the emulator's endpoint, region and throwaway credentials, DEBUG, and the
+    secret key this session uses, so that `manage.py cognito_sync` etc. work from a plain shell.
+
+    Without DJANGO_SECRET_KEY in the environment one is generated, or the one written last time is
+    kept (sessions survive a restart), and put in `env` too, so web, worker, beat and the commands
+    share it. A key the environment sets is not copied into the file.
+    """
+    path = local_env_path(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Written by `make run` (local mode) for management commands run from a plain shell; the",
+        "# environment and .env take precedence. Removed when `make run` starts in AWS mode.",
+    ]
+    lines += [f"{key}={env[key]}" for key in LOCAL_ENV_KEYS if env.get(key)]
+    if not env.get("DJANGO_SECRET_KEY"):
+        env["DJANGO_SECRET_KEY"] = _read_local_env(path).get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+        lines.append(f"DJANGO_SECRET_KEY={env['DJANGO_SECRET_KEY']}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a secret key
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
 
 
 def manage(*args: str, env: dict, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
@@ -109,9 +158,12 @@ def main() -> int:
     mode = decide_mode(env)
     if mode == "local":
         prepare_local(env)
+        local_env = write_local_env(env)
         procfile = "Procfile.local"
     else:
         procfile = "Procfile"
+        # A local session's file would point the commands at an emulator that is not running.
+        local_env_path(env).unlink(missing_ok=True)
         debug = env.get("DJANGO_DEBUG", "").strip().lower() in TRUE
         if not debug and not env.get("DJANGO_SECRET_KEY"):
             raise SystemExit("make run (AWS mode): set DJANGO_SECRET_KEY, or DJANGO_DEBUG=true for a local session.")
@@ -146,6 +198,8 @@ def main() -> int:
         print("  Login:  set DJANGO_SUPERUSER_USERNAME / DJANGO_SUPERUSER_PASSWORD, or run")
         print("          .venv/bin/python manage.py createsuperuser")
     print(f"  Processes: {procfile} (Ctrl-C stops them all)")
+    if mode == "local":
+        print(f"  Commands: .venv/bin/python manage.py cognito_sync --all (or make manage ARGS=...) read {local_env}")
     print(bar, flush=True)
 
     # Only createsuperuser and the migration need these.

@@ -361,14 +361,14 @@ def test_user_changelist_never_counts_whole_table(admin_client, world):
     assert counts, "expected a capped count query"
     for sql in counts:
         assert "LIMIT" in sql.upper(), sql
-    assert "9 users" in response.content.decode()
+    assert "9 Cognito users" in response.content.decode()
 
 
 def test_user_changelist_caps_count(admin_client, world, monkeypatch):
     monkeypatch.setattr(CappedCountPaginator, "cap", 3)
     response = admin_client.get(changelist("cognitouser"))
     html = response.content.decode()
-    assert "3+ users" in html
+    assert "3+ Cognito users" in html
     response = admin_client.get(changelist("cognitouser"), {"q": "alice"})
     assert "1 result" in response.content.decode()
 

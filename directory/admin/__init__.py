@@ -1,13 +1,7 @@
 """The operator UI: ModelAdmins for the mirror, registered on the default admin site."""
 
-from django.contrib import admin
-
 from . import audit, clients, groups, pools, runs, users  # noqa: F401 - registers the ModelAdmins
 
 from . import bulkjobs  # noqa: F401 isort: skip - registers BulkJobAdmin
 from . import changes  # noqa: F401 isort: skip - registers PendingChangeAdmin
 from . import accounts, checks, schedules  # noqa: F401 isort: skip - the action check; guarded third-party admins
-
-admin.site.site_header = "Cognito directory"
-admin.site.site_title = "Cognito directory"
-admin.site.index_title = "Directory"

@@ -13,6 +13,7 @@ from ..models import CognitoGroup
 from ..services import groups as group_services
 from ..validation import validate_group
 from .base import MirrorAdmin
+from .outcome import report_change
 from .widgets import pretty_json
 
 ADD_FIELDS = ("pool", "name", "description", "precedence", "role_arn")
@@ -116,23 +117,23 @@ class CognitoGroupAdmin(MirrorAdmin):
             if pending is None:
                 self.message_user(request, f"Nothing to change for group {group.name}.", messages.INFO)
             else:
-                self.message_user(request, f"Change of group {group.name} sent to Cognito.", messages.INFO)
+                report_change(self, request, f"Change of group {group.name}", pending)
             return
-        group_services.cognito_group_create(
+        pending = group_services.cognito_group_create(
             pool=data["pool"], name=data["name"], description=data.get("description") or "",
             precedence=data.get("precedence"), role_arn=data.get("role_arn") or "", actor=actor,
         )
         created = CognitoGroup.objects.get(pool=data["pool"], name=data["name"])
         obj.pk = created.pk
         obj._state.adding = False
-        self.message_user(request, f"Creation of group {created.name} sent to Cognito.", messages.INFO)
+        report_change(self, request, f"Creation of group {created.name}", pending)
 
     def delete_model(self, request, obj):
-        group_services.cognito_group_delete(group=obj, actor=request.user.get_username())
-        self.message_user(
-            request, f"Deletion of group {obj.name} sent to Cognito; the mirror drops it once Cognito confirms.",
-            messages.INFO,
-        )
+        pending = group_services.cognito_group_delete(group=obj, actor=request.user.get_username())
+        if pending is None:
+            self.message_user(request, f"Deletion of group {obj.name} is already on its way to Cognito.", messages.INFO)
+        else:
+            report_change(self, request, f"Deletion of group {obj.name}", pending)
 
     def delete_queryset(self, request, queryset):
         actor = request.user.get_username()

@@ -49,7 +49,7 @@ def _sent_message(user, result: dict) -> str:
         what, via = "Invitation with a new temporary password", "AdminCreateUser MessageAction=RESEND"
     else:
         what, via = "Confirmation code", f"ResendConfirmationCode through app client {result.get('client', '?')}"
-    return f"{what} sent again to {user}: {delivery.describe_delivery(result)} ({via})."
+    return f"{what} sent again to {user.label}: {delivery.describe_delivery(result)} ({via})."
 
 
 def resend_code_single(model_admin, request, user) -> HttpResponseRedirect:

@@ -16,15 +16,15 @@ from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from .. import passwords
+from .. import passwords, selectors
 from ..models import CognitoGroup, UserPool
 from ..services import test_users, test_users_bulk
 
 PERMISSION = "directory.create_test_user_cognitouser"
 DELIVERY_CHOICES = [
-    ("SUPPRESS", "SUPPRESS — send nothing (hand the password over yourself)"),
     ("EMAIL", "EMAIL — Cognito e-mails the invitation"),
     ("SMS", "SMS — Cognito texts the invitation (needs a phone number)"),
+    ("SUPPRESS", "SUPPRESS — send nothing (hand the password over yourself)"),
 ]
 FIXED_ATTRIBUTES = ("email", "name", "phone_number")
 
@@ -58,9 +58,9 @@ def _groups_field(pool: UserPool) -> forms.ModelMultipleChoiceField:
 
 
 def _expires_field() -> forms.IntegerField:
+    # No initial value: a test user is kept until the operator chooses an expiry.
     return forms.IntegerField(
         required=False,
-        initial=7,
         label="Expires in (days)",
         help_text=f"1 to {test_users.MAX_EXPIRES_IN_DAYS}; the user is deleted from Cognito then. Blank: never.",
         error_messages={"invalid": "expires_in_days must be a whole number of days."},
@@ -118,7 +118,7 @@ class CreateTestUserForm(forms.Form):
             help_text=self.policy_help(),
         )
         self.fields["delivery"] = forms.ChoiceField(
-            choices=DELIVERY_CHOICES, initial="SUPPRESS",
+            choices=DELIVERY_CHOICES, initial=test_users.default_delivery(pool),
             error_messages={"invalid_choice": "delivery must be EMAIL, SMS or SUPPRESS."},
         )
         self.fields["email_verified"] = forms.BooleanField(
@@ -181,9 +181,16 @@ class CreateTestUsersForm(forms.Form):
                 f"e.g. email,name), then up to {test_users_bulk.BULK_MAX_ROWS} rows. A password column is refused."
             ),
         )
+        delivery, help_text = test_users.default_delivery(pool), ""
+        if delivery == "EMAIL" and selectors.uses_cognito_default_email(pool):
+            # Many invitations at once would spend the day's e-mails of Cognito's default sender.
+            delivery = "SUPPRESS"
+            help_text = (f" This pool sends through Cognito's default e-mail, {selectors.DEFAULT_EMAIL_DAILY_LIMIT} "
+                         "messages a day: SUPPRESS unless you choose EMAIL.")
         self.fields["delivery"] = forms.ChoiceField(
-            choices=DELIVERY_CHOICES, initial="SUPPRESS",
-            help_text="Cognito generates every temporary password and delivers it (or not, with SUPPRESS).",
+            choices=DELIVERY_CHOICES, initial=delivery,
+            help_text="Cognito generates every temporary password and delivers it (or not, with SUPPRESS)."
+            + help_text,
             error_messages={"invalid_choice": "delivery must be EMAIL, SMS or SUPPRESS."},
         )
         self.fields["email_verified"] = forms.BooleanField(required=False, label="Mark e-mail verified")

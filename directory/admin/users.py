@@ -27,6 +27,7 @@ from ..validation import E164
 from .base import MirrorAdmin
 from .filters import GroupFilter
 from .forms_users import GroupChoiceForm, UserAttributesForm
+from .outcome import report_change
 from .paginator import CappedCountPaginator
 from .resend import code_delivery_display, resend_code_action, resend_code_single, resend_tools
 from .widgets import EMPTY, changes_table, mapping_table, pretty_json, rows_table
@@ -392,18 +393,18 @@ class CognitoUserAdmin(MirrorAdmin):
             current_app=self.admin_site.name,
         )
 
-    def _run(self, request, user, call, done: str, *, to_changelist: bool = False):
-        """Call one service; a refusal becomes an error message on the user's page, never a 500."""
+    def _run(self, request, user, call, subject: str, *, to_changelist: bool = False, applied_note: str = ""):
+        """Call one service; a refusal becomes an error message on the user's page, never a 500. The
+        message says whether the change is applied already or on its way (outcome.report_change)."""
         try:
             change = call()
         except ValidationError as exc:
             self.message_user(request, "; ".join(exc.messages), messages.ERROR)
         else:
             if change is None:
-                self.message_user(request, f"Nothing to do: {user} is already in that state.", messages.INFO)
+                self.message_user(request, f"Nothing to do: {user.label} is already in that state.", messages.INFO)
             else:
-                self.message_user(request, f"{done} Sent to Cognito in the background ({change.status}).",
-                                  messages.SUCCESS)
+                report_change(self, request, subject, change, applied_note=applied_note)
         if not to_changelist and CognitoUser.objects.filter(pk=user.pk).exists():
             return HttpResponseRedirect(self._change_url(user))
         return HttpResponseRedirect(
@@ -423,7 +424,7 @@ class CognitoUserAdmin(MirrorAdmin):
         return self._run(
             request, user,
             lambda: user_services.cognito_user_set_enabled(user=user, enabled=enabled, actor=actor),
-            f"{user} {'enabled' if enabled else 'disabled'}.",
+            f"{'Enable' if enabled else 'Disable'} {user.label}",
         )
 
     def enable_view(self, request, object_id):
@@ -439,7 +440,7 @@ class CognitoUserAdmin(MirrorAdmin):
         actor = request.user.get_username()
         return self._run(
             request, user, lambda: user_services.cognito_user_reset_password(user=user, actor=actor),
-            f"Password reset of {user} requested: Cognito sends them a code.",
+            f"Password reset of {user.label}", applied_note="Cognito sends them a code.",
         )
 
     def confirm_sign_up_view(self, request, object_id):
@@ -449,7 +450,7 @@ class CognitoUserAdmin(MirrorAdmin):
         actor = request.user.get_username()
         return self._run(
             request, user, lambda: user_services.cognito_user_confirm_sign_up(user=user, actor=actor),
-            f"Sign-up of {user} confirmed.",
+            f"Confirm the sign-up of {user.label}",
         )
 
     def _verify_view(self, request, object_id, attribute: str):
@@ -460,7 +461,7 @@ class CognitoUserAdmin(MirrorAdmin):
         return self._run(
             request, user,
             lambda: user_services.cognito_user_mark_verified(user=user, attribute=attribute, actor=actor),
-            f"{attribute} of {user} marked verified.",
+            f"Mark {attribute} of {user.label} verified",
         )
 
     def verify_email_view(self, request, object_id):
@@ -478,12 +479,12 @@ class CognitoUserAdmin(MirrorAdmin):
             actor = request.user.get_username()
             return self._run(
                 request, user, lambda: user_services.cognito_user_delete(user=user, actor=actor),
-                f"Deletion of {user} in Cognito requested; the user disappears here once Cognito confirms.",
+                f"Delete {user.label} in Cognito",
                 to_changelist=True,
             )
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Delete {user} in Cognito",
+            "title": f"Delete {user.label} in Cognito",
             "subtitle": None,
             "opts": self.opts,
             "original": user,
@@ -504,22 +505,23 @@ class CognitoUserAdmin(MirrorAdmin):
                     self.message_user(request, "No attribute changed.", messages.INFO)
                     return HttpResponseRedirect(self._change_url(user))
                 try:
-                    user_services.cognito_user_update_attributes(
+                    change = user_services.cognito_user_update_attributes(
                         user=user, attributes=changed, actor=request.user.get_username()
                     )
                 except ValidationError as exc:
                     form.add_service_errors(exc)
                 else:
-                    self.message_user(
-                        request, f"Attributes of {user} changed ({', '.join(sorted(changed))}); sent to Cognito "
-                        "in the background.", messages.SUCCESS,
-                    )
+                    subject = f"Change of {', '.join(sorted(changed))} of {user.label}"
+                    if change is None:
+                        self.message_user(request, f"{subject}: nothing to send.", messages.INFO)
+                    else:
+                        report_change(self, request, subject, change)
                     return HttpResponseRedirect(self._change_url(user))
         else:
             form = UserAttributesForm(user=user)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Edit attributes of {user}",
+            "title": f"Edit attributes of {user.label}",
             "subtitle": None,
             "opts": self.opts,
             "original": user,

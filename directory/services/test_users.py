@@ -110,6 +110,21 @@ def required_attributes(pool: UserPool) -> list[str]:
     return [a["Name"] for a in creatable_attributes(pool) if a.get("Required")]
 
 
+def default_delivery(pool: UserPool) -> str:
+    """The invitation's delivery a new test user gets unless the operator picks another: EMAIL where the
+    pool's users have an e-mail address (it signs in by, aliases, auto-verifies or requires `email`),
+    else SMS where users have a phone number and the pool can send SMS, else SUPPRESS."""
+    attributes = {
+        *(pool.username_attributes or []), *(pool.alias_attributes or []), *(pool.auto_verified_attributes or []),
+        *required_attributes(pool),
+    }
+    if "email" in attributes:
+        return "EMAIL"
+    if "phone_number" in attributes and (pool.sms_configuration or {}).get("SnsCallerArn"):
+        return "SMS"
+    return "SUPPRESS"
+
+
 def _is_email(value: str) -> bool:
     try:
         validate_email(value)
