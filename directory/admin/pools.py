@@ -173,8 +173,9 @@ def pending_changes_table(changes) -> Any:
 
 @admin.register(UserPool)
 class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
+    # No region column: every pool id starts with its region (the region filter stays).
     list_display = (
-        "name", "pool_id", "region", "estimated_users", "mfa", "deletion_protection",
+        "name", "pool_id", "estimated_users", "mfa", "deletion_protection",
         "last_synced_at", "last_sync_status",
     )
     list_filter = ("region", "mfa_configuration", "deletion_protection")
