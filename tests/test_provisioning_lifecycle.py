@@ -182,6 +182,14 @@ def test_delete_pool_after_typing_its_name(admin_client, emu, remote):
     # Deleting again is refused in words, not tried.
     again = admin_client.get(url, follow=True)
     assert f"{pool} is already gone from Cognito." in messages_of(again)
+    # So are the pages that would change it in Cognito, typed by hand: a message, not a form.
+    for view in ("settings", "messages", "create_test_user", "schedule"):
+        page = admin_client.get(reverse(f"admin:directory_userpool_{view}", args=[pool.pk]), follow=True)
+        assert page.redirect_chain[-1][0] == reverse("admin:directory_userpool_change", args=[pool.pk]), view
+        assert any("is gone from Cognito" in m and "only its history" in m for m in messages_of(page)), view
+    before = PendingChange.objects.count()
+    admin_client.post(reverse("admin:directory_userpool_settings", args=[pool.pk]), {"minimum_length": "12"})
+    assert PendingChange.objects.count() == before
 
 
 def test_pool_with_deletion_protection_is_refused_reading_cognito_now(admin_client, emu, remote):

@@ -8,6 +8,8 @@ runs for these models: the delete view is replaced by one that deletes in Cognit
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -43,6 +45,13 @@ class PoolDeleteForm(forms.Form):
         return value
 
 
+# The pool views that change Cognito (by URL name): a gone pool refuses them.
+CHANGES_COGNITO = frozenset({
+    "schedule", "create_test_user", "create_test_users", "sync", "settings", "messages", "messages_preview",
+    "messages_test_send", "messages_restore",
+})
+
+
 class NoBulkDeleteMixin:
     """Deletion goes through the Cognito-aware delete view only: no `delete_selected`, and the
     ModelAdmin's row deletes refuse (nothing in the admin calls them any more)."""
@@ -73,6 +82,32 @@ class PoolLifecycleMixin(NoBulkDeleteMixin):
     def get_urls(self):
         name = f"{self.opts.app_label}_{self.opts.model_name}_discover"
         return [path("discover/", self.admin_site.admin_view(self.discover_view), name=name), *super().get_urls()]
+
+    def refuse_gone(self, urls):
+        """The pool's own views (UserPoolAdmin.get_urls), those that change Cognito guarded."""
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}_"
+        for pattern in urls:
+            if pattern.name and pattern.name.removeprefix(prefix) in CHANGES_COGNITO:
+                pattern.callback = self.refuse_when_gone(pattern.callback)
+        return urls
+
+    def refuse_when_gone(self, view):
+        """A pool view that would change Cognito answers a gone pool with a message, not a form
+        whose change could only fail."""
+
+        @wraps(view)
+        def guarded(request, object_id, *args, **kwargs):
+            pool = self.model.objects.filter(pk=unquote(object_id)).only("pk", "name", "deleted_at").first()
+            if pool is not None and pool.is_gone:
+                self.message_user(
+                    request, f"{pool.name} is gone from Cognito ({pool.deleted_at:%Y-%m-%d %H:%M}): "
+                    "there is nothing left to change, only its history.", messages.ERROR,
+                )
+                return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                                                    args=[pool.pk]))
+            return view(request, object_id, *args, **kwargs)
+
+        return guarded
 
     def get_list_display(self, request):
         columns = list(super().get_list_display(request))

@@ -382,7 +382,7 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
         name = f"{self.opts.app_label}_{self.opts.model_name}_sync"
         settings_name = f"{self.opts.app_label}_{self.opts.model_name}_settings"
         schedule_name = f"{self.opts.app_label}_{self.opts.model_name}_schedule"
-        return [
+        return [*self.refuse_gone([
             path("<path:object_id>/schedule/", self.admin_site.admin_view(self.schedule_view), name=schedule_name),
             *test_user_urls(self),
             path("<path:object_id>/sync/", self.admin_site.admin_view(self.sync_view), name=name),
@@ -390,8 +390,7 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
             *message_urls(self),
             path("<path:object_id>/messages-sent/", self.admin_site.admin_view(partial(messages_sent_view, self)),
                  name=f"{self.opts.app_label}_{self.opts.model_name}_messages_sent"),
-            *super().get_urls(),
-        ]
+        ]), *super().get_urls()]
 
     def has_edit_settings_permission(self, request, obj=None):
         # The change page itself stays read-only (MirrorAdmin); settings change through their own view.
