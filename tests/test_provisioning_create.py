@@ -136,3 +136,166 @@ def test_spa_pool_signs_in_by_email(admin_client, emu, sent):
     result = sign_in(emu, pool.pool_id, client["ClientId"], "ana@example.com")
     assert "tokens" in result, result
     assert result["challenges"] == [{"name": "NEW_PASSWORD_REQUIRED"}]
+
+
+def test_web_pool_secret_is_shown_once_and_kept_nowhere(admin_client, emu, sent, caplog):
+    caplog.set_level(logging.DEBUG)
+    response = post_create(
+        admin_client, pool_name="billing", app_client_name="billing-server", application_type="web",
+        return_url="https://billing.example.com/callback",
+    )
+    assert response.status_code == HTTPStatus.OK
+    pool = UserPool.objects.get(name="billing")
+    [summary] = emu.list_user_pool_clients(UserPoolId=pool.pool_id, MaxResults=10)["UserPoolClients"]
+    client = emu.describe_user_pool_client(UserPoolId=pool.pool_id, ClientId=summary["ClientId"])["UserPoolClient"]
+    secret = client["ClientSecret"]
+    html = response.content.decode()
+    # Shown once, with a copy button, on a page nobody caches.
+    assert f'<code id="client-secret"' in html and secret in html and 'data-copy="client-secret"' in html
+    assert "no-store" in response["Cache-Control"] and response["Referrer-Policy"] == "no-referrer"
+    assert client["AllowedOAuthFlows"] == ["code"] and client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert client["CallbackURLs"] == ["https://billing.example.com/callback"]
+    assert sorted(client["AllowedOAuthScopes"]) == ["email", "openid", "phone"]
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    assert AppClient.objects.get(client_id=client["ClientId"]).has_secret is True
+
+    # Nowhere else: not in any stored row, the audit log, the session, or a log line.
+    assert secret not in everything_stored()
+    assert secret not in caplog.text
+    assert secret not in json.dumps(dict(admin_client.session.items()), default=str)
+    assert secret not in admin_client.get(reverse("admin:directory_userpool_change", args=[pool.pk])).content.decode()
+    event = AuditEvent.objects.get(object_type="app_client", action="created")
+    assert event.detail["has_secret"] is True and event.actor == "admin"
+
+    # The server-side app signs its user in with the secret (SECRET_HASH).
+    make_user(emu, pool.pool_id, "bob@example.com", email="bob@example.com")
+    result = sign_in(emu, pool.pool_id, client["ClientId"], "bob@example.com", secret=secret)
+    assert "tokens" in result, result
+
+
+def test_mobile_pool_username_with_alias_mfa_and_custom_attribute(admin_client, emu, sent):
+    response = post_create(
+        admin_client, pool_name="field-app", app_client_name="field-ios", application_type="mobile",
+        sign_in_identifiers=["username", "email"], required_attributes=["email"], case_sensitive=True,
+        self_sign_up=False, custom_attributes="department:String\ncustom:level:Number",
+        mfa_configuration="OPTIONAL", mfa_methods=["SOFTWARE_TOKEN"], minimum_length="12", require_symbols=False,
+        temporary_password_validity_days="3", deletion_protection="INACTIVE",
+    )
+    assert response.status_code == HTTPStatus.FOUND, response.context["form"].errors
+    pool = UserPool.objects.get(name="field-app")
+    assert sent[:3] == ["CreateUserPool", "SetUserPoolMfaConfig", "CreateUserPoolClient"]
+    remote = emu.describe_user_pool(UserPoolId=pool.pool_id)["UserPool"]
+    assert remote["AliasAttributes"] == ["email"] and "UsernameAttributes" not in remote
+    assert remote["UsernameConfiguration"] == {"CaseSensitive": True}
+    assert remote["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    policy = remote["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] == 12 and not policy.get("RequireSymbols") and policy["RequireNumbers"]
+    assert policy["TemporaryPasswordValidityDays"] == 3
+    assert remote.get("DeletionProtection", "INACTIVE") == "INACTIVE"
+    types = {a["Name"]: a["AttributeDataType"] for a in remote["SchemaAttributes"]}
+    assert types["custom:department"] == "String" and types["custom:level"] == "Number"
+    mfa = emu.get_user_pool_mfa_config(UserPoolId=pool.pool_id)
+    assert mfa["MfaConfiguration"] == "OPTIONAL" and mfa["SoftwareTokenMfaConfiguration"] == {"Enabled": True}
+    pool.refresh_from_db()
+    assert pool.alias_attributes == ["email"] and pool.username_case_sensitive is True
+    assert pool.mfa_configuration == "OPTIONAL"
+    client = AppClient.objects.get(pool=pool)
+    assert not client.has_secret and "ALLOW_USER_SRP_AUTH" in client.explicit_auth_flows
+
+    # Signs in by its e-mail alias.
+    make_user(emu, pool.pool_id, "carla", email="carla@example.com", email_verified="true")
+    assert "tokens" in sign_in(emu, pool.pool_id, client.client_id, "carla@example.com")
+
+
+BAD_INPUT = [
+    ({"pool_name": ""}, "pool_name", "required"),
+    ({"pool_name": "shop/prod"}, "pool_name", "pattern"),
+    ({"pool_name": "p" * 129}, "pool_name", "at most 128"),
+    ({"app_client_name": "spa*app"}, "app_client_name", "pattern"),
+    ({"app_client_name": ""}, "app_client_name", "required"),
+    ({"region": "eu-west-9"}, "region", "valid choice"),
+    ({"application_type": "desktop"}, "application_type", "valid choice"),
+    ({"sign_in_identifiers": []}, "sign_in_identifiers", "required"),
+    ({"sign_in_identifiers": ["email"], "required_attributes": ["name"]}, "required_attributes", "needs email"),
+    ({"sign_in_identifiers": ["phone_number"], "required_attributes": []}, "required_attributes",
+     "needs phone_number"),
+    ({"required_attributes": ["email", "shoe_size"]}, "required_attributes", "valid choice"),
+    ({"custom_attributes": "a name with spaces:String"}, "custom_attributes", "custom:a name with spaces"),
+    ({"custom_attributes": "colour:Colour"}, "custom_attributes", "type must be one of"),
+    ({"custom_attributes": "x" * 21}, "custom_attributes", "at most 20"),
+    ({"return_url": "http://shop.example.com/cb"}, "return_url", "https except for http://localhost"),
+    ({"return_url": "https://shop.example.com/#cb"}, "return_url", "fragment"),
+    ({"application_type": "web", "return_url": ""}, "return_url", "needs a return URL"),
+    ({"minimum_length": "5"}, "minimum_length", "between 6 and 99"),
+    ({"minimum_length": "100"}, "minimum_length", "between 6 and 99"),
+    ({"temporary_password_validity_days": "366"}, "temporary_password_validity_days", "0 to 365"),
+    ({"mfa_configuration": "ON", "mfa_methods": []}, "mfa_methods", "at least one method"),
+    ({"mfa_configuration": "ON", "mfa_methods": ["SMS"]}, "mfa_methods", "SMS role"),
+    ({"mfa_configuration": "OPTIONAL", "mfa_methods": ["EMAIL"]}, "mfa_methods", "DEVELOPER"),
+    ({"mfa_configuration": "OFF", "mfa_methods": ["SOFTWARE_TOKEN"]}, "mfa_methods", "MFA is OFF"),
+    ({"deletion_protection": "MAYBE"}, "deletion_protection", "valid choice"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field", "rule"), BAD_INPUT, ids=[f"{c[1]}-{i}" for i, c in enumerate(BAD_INPUT)])
+def test_bad_input_is_refused_on_the_field_with_nothing_sent(admin_client, emu, sent, overrides, field, rule):
+    base = {"pool_name": "ok-pool", "app_client_name": "ok-app"}
+    response = post_create(admin_client, **{**base, **overrides})
+    assert response.status_code == HTTPStatus.OK
+    errors = response.context["form"].errors
+    assert field in errors, errors
+    assert rule in " ".join(errors[field]), errors[field]
+    assert f'id="id_{field}' in response.content.decode() or field == "like"
+    assert not [name for name in sent if name.startswith(("Create", "Set", "Update"))]
+    assert emu.list_user_pools(MaxResults=10)["UserPools"] == []
+    assert not UserPool.objects.exists() and not AuditEvent.objects.filter(action="created").exists()
+
+
+def test_client_failure_leaves_the_pool_and_says_so(admin_client, emu, sent):
+    with inject(gateway.get_client("us-east-1"), "CreateUserPoolClient", lambda n: True,
+                code="InvalidParameterException"):
+        response = post_create(admin_client, pool_name="half", app_client_name="half-app")
+    pool = UserPool.objects.get(name="half")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == reverse("admin:directory_userpool_change", args=[pool.pk])
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "was created, but its app client was not" in page and "InvalidParameterException" in page
+    assert [p["Id"] for p in emu.list_user_pools(MaxResults=10)["UserPools"]] == [pool.pool_id]
+    assert pool.last_synced_at is None or not AppClient.objects.filter(pool=pool).exists()
+    assert not AppClient.objects.filter(pool=pool).exists()
+    event = AuditEvent.objects.get(object_type="pool", action="created")
+    assert "InvalidParameterException" in event.detail["client_error"]
+
+
+def test_cognito_refusing_the_pool_is_a_form_error(admin_client, emu, sent):
+    with inject(gateway.get_client("us-east-1"), "CreateUserPool", lambda n: True, code="LimitExceededException"):
+        response = post_create(admin_client, pool_name="one-too-many", app_client_name="app")
+    assert response.status_code == HTTPStatus.OK
+    assert "Cognito did not create the pool" in response.content.decode()
+    assert not UserPool.objects.exists() and not AuditEvent.objects.filter(action="created").exists()
+
+
+# Permissions ---------------------------------------------------------------------------------------
+
+
+def test_staff_without_add_permission_gets_403(client, django_user_model, emu, sent):
+    staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_userpool", "view_appclient",
+                                                                        "change_userpool", "change_appclient"]))
+    client.force_login(staff)
+    assert client.get(ADD_POOL).status_code == HTTPStatus.FORBIDDEN
+    assert client.post(ADD_POOL, {"pool_name": "x", "app_client_name": "y", "region": "us-east-1",
+                                  "application_type": "spa", "sign_in_identifiers": ["email"],
+                                  "required_attributes": ["email"]}).status_code == HTTPStatus.FORBIDDEN
+    assert client.get(ADD_CLIENT).status_code == HTTPStatus.FORBIDDEN
+    assert client.post(ADD_CLIENT, {"client_name": "x"}).status_code == HTTPStatus.FORBIDDEN
+    assert sent == [] and emu.list_user_pools(MaxResults=10)["UserPools"] == []
+    changelist = client.get(reverse("admin:directory_userpool_changelist")).content.decode()
+    assert ADD_POOL not in changelist
+
+    staff.user_permissions.add(Permission.objects.get(codename="add_userpool"))
+    staff = django_user_model.objects.get(pk=staff.pk)
+    client.force_login(staff)
+    assert client.get(ADD_POOL).status_code == HTTPStatus.OK
+    assert ADD_POOL in client.get(reverse("admin:directory_userpool_changelist")).content.decode()
+    assert client.get(ADD_CLIENT).status_code == HTTPStatus.FORBIDDEN
