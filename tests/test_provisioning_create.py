@@ -151,7 +151,7 @@ def test_web_pool_secret_is_shown_once_and_kept_nowhere(admin_client, emu, sent,
     secret = client["ClientSecret"]
     html = response.content.decode()
     # Shown once, with a copy button, on a page nobody caches.
-    assert f'<code id="client-secret"' in html and secret in html and 'data-copy="client-secret"' in html
+    assert '<code id="client-secret"' in html and secret in html and 'data-copy="client-secret"' in html
     assert "no-store" in response["Cache-Control"] and response["Referrer-Policy"] == "no-referrer"
     assert client["AllowedOAuthFlows"] == ["code"] and client["AllowedOAuthFlowsUserPoolClient"] is True
     assert client["CallbackURLs"] == ["https://billing.example.com/callback"]
@@ -237,7 +237,8 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "field", "rule"), BAD_INPUT, ids=[f"{c[1]}-{i}" for i, c in enumerate(BAD_INPUT)])
+@pytest.mark.parametrize(("overrides", "field", "rule"), BAD_INPUT,
+                         ids=[f"{c[1]}-{i}" for i, c in enumerate(BAD_INPUT)])
 def test_bad_input_is_refused_on_the_field_with_nothing_sent(admin_client, emu, sent, overrides, field, rule):
     base = {"pool_name": "ok-pool", "app_client_name": "ok-app"}
     response = post_create(admin_client, **{**base, **overrides})
@@ -299,3 +300,223 @@ def test_staff_without_add_permission_gets_403(client, django_user_model, emu, s
     assert client.get(ADD_POOL).status_code == HTTPStatus.OK
     assert ADD_POOL in client.get(reverse("admin:directory_userpool_changelist")).content.decode()
     assert client.get(ADD_CLIENT).status_code == HTTPStatus.FORBIDDEN
+
+
+# Adding app clients --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shop(admin_client, emu):
+    """A pool created through the admin (SPA client), mirrored."""
+    response = post_create(admin_client, pool_name="shop", app_client_name="shop-spa",
+                           sign_in_identifiers=["email"], required_attributes=["email"])
+    assert response.status_code == HTTPStatus.FOUND
+    return UserPool.objects.get(name="shop")
+
+
+def post_client(admin_client, into, **overrides):
+    form = admin_client.get(f"{ADD_CLIENT}?pool={into.pk}").context["form"]
+    return admin_client.post(ADD_CLIENT, form_data(form, **overrides))
+
+
+def test_add_web_client_shows_its_secret_once(admin_client, emu, shop, sent, caplog):
+    caplog.set_level(logging.DEBUG)
+    page = admin_client.get(f"{ADD_CLIENT}?pool={shop.pk}")
+    assert page.context["form"].initial["pool"] == str(shop.pk)
+    html = page.content.decode()
+    assert 'value="ALLOW_USER_SRP_AUTH"' in html and 'value="USER_PASSWORD_AUTH"' not in html
+    sent.clear()
+    response = post_client(
+        admin_client, shop, client_name="shop-backend", application_type="web",
+        callback_urls="https://shop.example.com/auth/callback\nhttp://localhost:3000/callback",
+        logout_urls="https://shop.example.com/", explicit_auth_flows=["ALLOW_USER_PASSWORD_AUTH",
+                                                                      "ALLOW_REFRESH_TOKEN_AUTH"],
+        access_token_validity="2", refresh_token_validity="7",
+    )
+    assert response.status_code == HTTPStatus.OK, response.context["form"].errors
+    assert sent == ["CreateUserPoolClient", "DescribeUserPoolClient"]
+    mirrored = AppClient.objects.get(name="shop-backend")
+    remote = emu.describe_user_pool_client(UserPoolId=shop.pool_id, ClientId=mirrored.client_id)["UserPoolClient"]
+    secret = remote["ClientSecret"]
+    assert secret in response.content.decode() and "no-store" in response["Cache-Control"]
+    assert remote["ExplicitAuthFlows"] == ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    assert remote["CallbackURLs"] == ["https://shop.example.com/auth/callback", "http://localhost:3000/callback"]
+    assert remote["LogoutURLs"] == ["https://shop.example.com/"] and remote["AllowedOAuthFlows"] == ["code"]
+    assert remote["AccessTokenValidity"] == 2 and remote["RefreshTokenValidity"] == 7
+    assert mirrored.has_secret and mirrored.access_token_validity == 2
+    assert mirrored.explicit_auth_flows == remote["ExplicitAuthFlows"]
+    event = AuditEvent.objects.get(object_type="app_client", object_id=mirrored.client_id, action="created")
+    assert event.actor == "admin" and event.detail["has_secret"] is True
+    assert secret not in everything_stored() and secret not in caplog.text
+    # A pull afterwards finds nothing new: the mirror already matched Cognito.
+    assert pull_pool(pool=shop).status == "succeeded"
+    assert AuditEvent.objects.filter(object_id=mirrored.client_id).count() == 1
+
+    # The backend signs its user in by e-mail with USER_PASSWORD_AUTH and a SECRET_HASH.
+    make_user(emu, shop.pool_id, "dan@example.com", email="dan@example.com")
+    emu.admin_set_user_password(UserPoolId=shop.pool_id, Username="dan@example.com", Password=PASSWORD,
+                                Permanent=True)
+    answer = emu.initiate_auth(
+        ClientId=mirrored.client_id, AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "dan@example.com", "PASSWORD": PASSWORD,
+                        "SECRET_HASH": gateway.secret_hash(secret, "dan@example.com", mirrored.client_id)},
+    )
+    assert answer["AuthenticationResult"]["IdToken"]
+
+
+def test_add_spa_client_follows_the_application_type(admin_client, emu, shop, sent):
+    response = post_client(admin_client, shop, client_name="shop-admin-spa", application_type="spa")
+    client = AppClient.objects.get(name="shop-admin-spa")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == reverse("admin:directory_appclient_change", args=[client.pk])
+    remote = emu.describe_user_pool_client(UserPoolId=shop.pool_id, ClientId=client.client_id)["UserPoolClient"]
+    assert "ClientSecret" not in remote and not client.has_secret
+    assert sorted(remote["ExplicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]
+    make_user(emu, shop.pool_id, "eve@example.com", email="eve@example.com")
+    assert "tokens" in sign_in(emu, shop.pool_id, client.client_id, "eve@example.com")
+
+
+CLIENT_BAD_INPUT = [
+    ({"client_name": ""}, "client_name", "required"),
+    ({"client_name": "bad|name"}, "client_name", "pattern"),
+    ({"explicit_auth_flows": ["ADMIN_NO_SRP_AUTH", "ALLOW_USER_SRP_AUTH"]}, "explicit_auth_flows",
+     "refuses a mix of legacy auth flows (ADMIN_NO_SRP_AUTH) and ALLOW_ flows"),
+    ({"explicit_auth_flows": ["USER_PASSWORD_AUTH"]}, "explicit_auth_flows", "ALLOW_USER_PASSWORD_AUTH"),
+    ({"explicit_auth_flows": ["ALLOW_MAGIC"]}, "explicit_auth_flows", "valid choice"),
+    ({"callback_urls": "http://shop.example.com/cb"}, "callback_urls", "https except for http://localhost"),
+    ({"logout_urls": "not-a-url"}, "logout_urls", "not a valid URL"),
+    ({"logout_urls": "https://shop.example.com/a b"}, "logout_urls", "RedirectUrlType"),
+    ({"allowed_oauth_flows": ["code"]}, "callback_urls", "needs at least one callback URL"),
+    ({"allowed_oauth_flows": ["client_credentials"], "allowed_oauth_scopes": "openid",
+      "generate_secret": "true"}, "allowed_oauth_scopes", "resource-server scopes"),
+    ({"allowed_oauth_flows": ["client_credentials"], "allowed_oauth_scopes": "api/read",
+      "generate_secret": "false"}, "generate_secret", "needs a client secret"),
+    ({"allowed_oauth_scopes": "has space", "callback_urls": "https://a.example.com/"}, "allowed_oauth_scopes",
+     "printable ASCII"),
+    ({"access_token_validity": "25"}, "access_token_validity", "outside Cognito's range"),
+    ({"id_token_validity": "0"}, "id_token_validity", "outside Cognito's range"),
+    ({"refresh_token_validity": "3651"}, "refresh_token_validity", "outside Cognito's range"),
+    ({"prevent_user_existence_errors": "MAYBE"}, "prevent_user_existence_errors", "valid choice"),
+    ({"pool": "999999"}, "pool", "valid choice"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field", "rule"), CLIENT_BAD_INPUT,
+                         ids=[f"{c[1]}-{i}" for i, c in enumerate(CLIENT_BAD_INPUT)])
+def test_add_client_bad_input_is_refused_with_nothing_sent(admin_client, emu, shop, sent, overrides, field, rule):
+    before = AppClient.objects.count()
+    sent.clear()
+    response = post_client(admin_client, shop, **{"client_name": "new-client", **overrides})
+    assert response.status_code == HTTPStatus.OK
+    errors = response.context["form"].errors
+    assert field in errors and rule in " ".join(errors[field]), errors
+    assert sent == []
+    assert len(emu.list_user_pool_clients(UserPoolId=shop.pool_id, MaxResults=10)["UserPoolClients"]) == before
+
+
+# Legacy auth flows on an existing client -----------------------------------------------------------
+
+
+def test_legacy_client_refuses_a_mix_and_migrates_on_request(admin_client, emu, shop,
+                                                             django_capture_on_commit_callbacks):
+    legacy = emu.create_user_pool_client(
+        UserPoolId=shop.pool_id, ClientName="old-backend",
+        ExplicitAuthFlows=["ADMIN_NO_SRP_AUTH", "USER_PASSWORD_AUTH"],
+    )["UserPoolClient"]
+    pull_pool(pool=shop)
+    client = AppClient.objects.get(client_id=legacy["ClientId"])
+    url = reverse("admin:directory_appclient_change", args=[client.pk])
+    page = admin_client.get(url)
+    html = page.content.decode()
+    assert "This client has legacy auth flows (ADMIN_NO_SRP_AUTH, USER_PASSWORD_AUTH)" in html
+    assert 'name="migrate_legacy_flows"' in html
+    form = page.context["adminform"].form
+    data = form_data(form)
+
+    # Adding an ALLOW_ flow next to the legacy ones: refused, nothing requested.
+    mixed = {**data, "explicit_auth_flows": ["ADMIN_NO_SRP_AUTH", "USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH"]}
+    response = admin_client.post(url, mixed)
+    assert response.status_code == HTTPStatus.OK
+    errors = response.context["adminform"].form.errors
+    assert "refuses a mix of legacy auth flows" in " ".join(errors["explicit_auth_flows"])
+    assert not PendingChange.objects.exists()
+
+    # Migrating, only when asked: the mapped ALLOW_ flows plus refresh.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {**data, "migrate_legacy_flows": "on"})
+    assert response.status_code == HTTPStatus.FOUND
+    remote = emu.describe_user_pool_client(UserPoolId=shop.pool_id, ClientId=client.client_id)["UserPoolClient"]
+    assert sorted(remote["ExplicitAuthFlows"]) == [
+        "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH",
+    ]
+    change = PendingChange.objects.get(object_key=client.client_id)
+    assert change.status == "applied", change.last_error
+    assert change.before["ExplicitAuthFlows"] == ["ADMIN_NO_SRP_AUTH", "USER_PASSWORD_AUTH"]
+    client.refresh_from_db()
+    assert client.explicit_auth_flows == remote["ExplicitAuthFlows"]
+    assert "migrate_legacy_flows" not in admin_client.get(url).content.decode()
+
+
+# "Create a pool like this one" ---------------------------------------------------------------------
+
+
+def test_clone_prefills_every_creation_setting_and_creates_a_twin(admin_client, emu, sent):
+    source_id = emu.create_user_pool(
+        PoolName="eshop-prod", UsernameAttributes=["email"], UsernameConfiguration={"CaseSensitive": False},
+        Schema=[{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
+                {"Name": "name", "AttributeDataType": "String", "Required": True, "Mutable": True},
+                {"Name": "tier", "AttributeDataType": "Number", "Mutable": True}],
+        Policies={"PasswordPolicy": {"MinimumLength": 10, "RequireUppercase": True, "RequireNumbers": True,
+                                     "TemporaryPasswordValidityDays": 2}},
+        AdminCreateUserConfig={"AllowAdminCreateUserOnly": True, "InviteMessageTemplate": {
+            "EmailSubject": "Welcome", "EmailMessage": "Hi {username}, {####}", "SMSMessage": "Hi {username}, {####}",
+        }},
+        VerificationMessageTemplate={"DefaultEmailOption": "CONFIRM_WITH_CODE", "EmailSubject": "Your code",
+                                     "EmailMessage": "<p>Code: {####}</p>"},
+        DeletionProtection="ACTIVE",
+    )["UserPool"]["Id"]
+    emu.create_user_pool_client(UserPoolId=source_id, ClientName="eshop-web", GenerateSecret=True,
+                                CallbackURLs=["https://eshop.example.com/cb"])
+    source = UserPool.objects.create(pool_id=source_id, region="us-east-1")
+    pull_pool(pool=source)
+    source.refresh_from_db()
+
+    page = admin_client.get(reverse("admin:directory_userpool_change", args=[source.pk])).content.decode()
+    assert f'href="{ADD_POOL}?like={source.pk}"' in page
+    response = admin_client.get(f"{ADD_POOL}?like={source.pk}")
+    form = response.context["form"]
+    initial = form.initial
+    assert initial["pool_name"] == "eshop-prod-copy"
+    assert initial["sign_in_identifiers"] == ["email"] and initial["case_sensitive"] is False
+    assert initial["required_attributes"] == ["email", "name"]
+    assert initial["custom_attributes"] == ["tier:Number"]
+    assert initial["self_sign_up"] is False
+    assert initial["minimum_length"] == 10 and initial["require_uppercase"] is True
+    assert initial["require_symbols"] is False and initial["temporary_password_validity_days"] == 2
+    assert initial["deletion_protection"] == "ACTIVE"
+    assert initial["application_type"] == "web" and initial["app_client_name"] == "eshop-web"
+    assert initial["return_url"] == "https://eshop.example.com/cb"
+    assert "eshop-prod" in response.content.decode() and 'value="eshop-prod-copy"' in response.content.decode()
+
+    sent.clear()
+    response = admin_client.post(f"{ADD_POOL}?like={source.pk}", form_data(form, pool_name="eshop-staging"))
+    assert response.status_code == HTTPStatus.OK, response.context["form"].errors  # web: the secret page
+    twin = UserPool.objects.get(name="eshop-staging")
+    old = emu.describe_user_pool(UserPoolId=source_id)["UserPool"]
+    new = emu.describe_user_pool(UserPoolId=twin.pool_id)["UserPool"]
+    for key in ("UsernameAttributes", "UsernameConfiguration", "VerificationMessageTemplate", "DeletionProtection"):
+        assert new.get(key) == old.get(key), key
+    assert new["AdminCreateUserConfig"] == old["AdminCreateUserConfig"]
+    policy = new["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] == 10 and policy["TemporaryPasswordValidityDays"] == 2
+    assert not policy.get("RequireSymbols") and not policy.get("RequireLowercase")
+    schema = {a["Name"]: a for a in new["SchemaAttributes"]}
+    assert schema["custom:tier"]["AttributeDataType"] == "Number"
+    assert {n for n, a in schema.items() if a.get("Required")} == {"email", "name"}
+    twin.refresh_from_db()
+    assert twin.verification_message_template["EmailMessage"] == "<p>Code: {####}</p>"
+
+
+def test_clone_of_an_unknown_pool_is_refused(admin_client, emu, sent):
+    assert admin_client.get(f"{ADD_POOL}?like=424242").status_code == HTTPStatus.FORBIDDEN
+    assert admin_client.get(f"{ADD_POOL}?like=abc").status_code == HTTPStatus.FORBIDDEN

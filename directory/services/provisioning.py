@@ -123,10 +123,11 @@ def client_parameters(spec: ClientSpec) -> dict[str, Any]:
         "PreventUserExistenceErrors": spec.prevent_user_existence_errors or "ENABLED",
         "EnableTokenRevocation": True,
         "TokenValidityUnits": dict(TOKEN_UNITS),
-        "AccessTokenValidity": spec.access_token_validity or TOKEN_DEFAULTS["access_token_validity"],
-        "IdTokenValidity": spec.id_token_validity or TOKEN_DEFAULTS["id_token_validity"],
-        "RefreshTokenValidity": spec.refresh_token_validity or TOKEN_DEFAULTS["refresh_token_validity"],
     }
+    for name, key in (("access_token_validity", "AccessTokenValidity"), ("id_token_validity", "IdTokenValidity"),
+                      ("refresh_token_validity", "RefreshTokenValidity")):
+        value = getattr(spec, name)
+        params[key] = TOKEN_DEFAULTS[name] if value is None else value
     flows = spec.allowed_oauth_flows
     if flows is None:
         flows = ["code"] if spec.callback_urls or spec.application_type == "web" else []
