@@ -89,7 +89,7 @@ class UserPoolCreateForm(forms.Form):
         "be added later; none can ever be removed.",
     )
     return_url = forms.CharField(
-        required=False, label="Add a return URL",
+        required=False, label="Add a return URL", widget=forms.TextInput(attrs={"size": 60}),
         help_text="Where users go after signing in (https, or http://localhost). Optional for single-page and mobile "
         "apps; a traditional web app needs one.",
     )
