@@ -520,3 +520,23 @@ def test_clone_prefills_every_creation_setting_and_creates_a_twin(admin_client, 
 def test_clone_of_an_unknown_pool_is_refused(admin_client, emu, sent):
     assert admin_client.get(f"{ADD_POOL}?like=424242").status_code == HTTPStatus.FORBIDDEN
     assert admin_client.get(f"{ADD_POOL}?like=abc").status_code == HTTPStatus.FORBIDDEN
+
+
+# The emulator, where moto differed from Cognito for pools made this way --------------------------
+
+
+def test_emulator_case_insensitive_pool_is_one_user_whatever_the_case(admin_client, emu, shop):
+    spa = AppClient.objects.get(pool=shop)
+    make_user(emu, shop.pool_id, "Fay@Example.com", email="Fay@Example.com")
+    # Cognito finds the e-mail username whatever its case (UsernameConfiguration CaseSensitive false) ...
+    emu.admin_set_user_password(UserPoolId=shop.pool_id, Username="fay@example.com", Password=PASSWORD, Permanent=True)
+    app = App(endpoint=emu.meta.endpoint_url, pool_id=shop.pool_id, client_id=spa.client_id)
+    assert "tokens" in PyCognito().sign_in(app, "FAY@EXAMPLE.COM", PASSWORD)
+    # ... and refuses a second user that differs only in case.
+    with pytest.raises(emu.exceptions.UsernameExistsException):
+        make_user(emu, shop.pool_id, "fay@example.com", email="fay@example.com")
+
+
+def test_emulator_refuses_username_and_alias_attributes_together(emu):
+    with pytest.raises(emu.exceptions.InvalidParameterException, match="Only one of the aliasAttributes"):
+        emu.create_user_pool(PoolName="both", UsernameAttributes=["email"], AliasAttributes=["phone_number"])
