@@ -153,6 +153,7 @@ def test_web_pool_secret_is_shown_once_and_kept_nowhere(admin_client, emu, sent,
     # Shown once, with a copy button, on a page nobody caches.
     assert '<code id="client-secret"' in html and secret in html and 'data-copy="client-secret"' in html
     assert "no-store" in response["Cache-Control"] and response["Referrer-Policy"] == "no-referrer"
+    assert "script-src 'self'" in response["Content-Security-Policy"]
     assert client["AllowedOAuthFlows"] == ["code"] and client["AllowedOAuthFlowsUserPoolClient"] is True
     assert client["CallbackURLs"] == ["https://billing.example.com/callback"]
     assert sorted(client["AllowedOAuthScopes"]) == ["email", "openid", "phone"]

@@ -126,7 +126,8 @@ class UserPoolCreateForm(forms.Form):
         # The Settings form's fields, but those the quick setup asks itself (self sign-up, the pool name).
         self.settings_fields: list[str] = []
         for name, field in blank.fields.items():
-            if name not in self.fields:
+            # A disabled field there is a setting shown locked (creation-only): the quick setup asks for those.
+            if name not in self.fields and not field.disabled:
                 self.fields[name] = copy.deepcopy(field)
                 self.settings_fields.append(name)
         if "mfa_methods" not in self.fields:
