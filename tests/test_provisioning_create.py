@@ -138,8 +138,14 @@ def test_spa_pool_signs_in_by_email(admin_client, emu, sent):
     assert result["challenges"] == [{"name": "NEW_PASSWORD_REQUIRED"}]
 
 
-def test_web_pool_secret_is_shown_once_and_kept_nowhere(admin_client, emu, sent, caplog):
+def debug_logs(caplog) -> None:
+    """Everything logged, botocore's request and response bodies included (settings keep it at WARNING)."""
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="botocore")
+
+
+def test_web_pool_secret_is_shown_once_and_kept_nowhere(admin_client, emu, sent, caplog):
+    debug_logs(caplog)
     response = post_create(
         admin_client, pool_name="billing", app_client_name="billing-server", application_type="web",
         return_url="https://billing.example.com/callback",
@@ -163,6 +169,7 @@ def test_web_pool_secret_is_shown_once_and_kept_nowhere(admin_client, emu, sent,
     # Nowhere else: not in any stored row, the audit log, the session, or a log line.
     assert secret not in everything_stored()
     assert secret not in caplog.text
+    assert "Response body" in caplog.text  # botocore's DEBUG lines were captured, and redacted
     assert secret not in json.dumps(dict(admin_client.session.items()), default=str)
     assert secret not in admin_client.get(reverse("admin:directory_userpool_change", args=[pool.pk])).content.decode()
     event = AuditEvent.objects.get(object_type="app_client", action="created")
@@ -263,7 +270,8 @@ def test_client_failure_leaves_the_pool_and_says_so(admin_client, emu, sent):
     page = admin_client.get(response["Location"]).content.decode()
     assert "was created, but its app client was not" in page and "InvalidParameterException" in page
     assert [p["Id"] for p in emu.list_user_pools(MaxResults=10)["UserPools"]] == [pool.pool_id]
-    assert pool.last_synced_at is None or not AppClient.objects.filter(pool=pool).exists()
+    pool.refresh_from_db()
+    assert pool.last_synced_at is not None and pool.username_attributes == ["email"]  # mirrored all the same
     assert not AppClient.objects.filter(pool=pool).exists()
     event = AuditEvent.objects.get(object_type="pool", action="created")
     assert "InvalidParameterException" in event.detail["client_error"]
@@ -321,7 +329,7 @@ def post_client(admin_client, into, **overrides):
 
 
 def test_add_web_client_shows_its_secret_once(admin_client, emu, shop, sent, caplog):
-    caplog.set_level(logging.DEBUG)
+    debug_logs(caplog)
     page = admin_client.get(f"{ADD_CLIENT}?pool={shop.pk}")
     assert page.context["form"].initial["pool"] == str(shop.pk)
     html = page.content.decode()
@@ -348,7 +356,7 @@ def test_add_web_client_shows_its_secret_once(admin_client, emu, shop, sent, cap
     assert mirrored.explicit_auth_flows == remote["ExplicitAuthFlows"]
     event = AuditEvent.objects.get(object_type="app_client", object_id=mirrored.client_id, action="created")
     assert event.actor == "admin" and event.detail["has_secret"] is True
-    assert secret not in everything_stored() and secret not in caplog.text
+    assert secret not in everything_stored() and secret not in caplog.text and "Response body" in caplog.text
     # A pull afterwards finds nothing new: the mirror already matched Cognito.
     assert pull_pool(pool=shop).status == "succeeded"
     assert AuditEvent.objects.filter(object_id=mirrored.client_id).count() == 1
