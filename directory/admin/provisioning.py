@@ -219,7 +219,7 @@ def clone_initial(pool: UserPool) -> dict[str, Any]:
     return {
         "region": pool.region,
         "pool_name": f"{pool.name}-copy"[:128],
-        "sign_in_identifiers": pool.sign_in_identifiers,
+        "sign_in_identifiers": [i for i in pool.sign_in_identifiers if i in provisioning.SIGN_IN_IDENTIFIERS],
         "case_sensitive": bool(pool.username_case_sensitive),
         "self_sign_up": not pool.allow_admin_create_user_only,
         "required_attributes": [n for n in pool.required_attributes if n in provisioning.STANDARD_ATTRIBUTES],
