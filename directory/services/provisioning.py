@@ -249,6 +249,9 @@ def validate_pool_spec(spec: PoolSpec, *, regions: list[str]) -> None:
             errors.setdefault(key, []).extend(messages)
     mfa = spec.settings.get("mfa_configuration", "OFF")
     methods = set(spec.mfa_methods)
+    if methods - set(MFA_METHODS):
+        add("mfa_methods", f"Unknown MFA method(s) {', '.join(sorted(methods - set(MFA_METHODS)))}; "
+                           f"Cognito's are {', '.join(MFA_METHODS)}.")
     if mfa in {"ON", "OPTIONAL"} and not methods:
         add("mfa_methods", f"MFA {mfa} needs at least one method; an authenticator app (TOTP) needs nothing else.")
     if "SMS" in methods:
