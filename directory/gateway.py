@@ -444,6 +444,20 @@ class CognitoGateway:
     def delete_group(self, pool_id: str, name: str) -> None:
         self._call("delete_group", UserPoolId=pool_id, GroupName=name)
 
+    # Creating pools and clients ----------------------------------------------------------
+    def create_user_pool(self, params: dict[str, Any]) -> dict[str, Any]:
+        """CreateUserPool; returns Cognito's `UserPool` record (its `Id` exists only from here on)."""
+        return self._call("create_user_pool", **params)["UserPool"]
+
+    def set_user_pool_mfa_config(self, params: dict[str, Any]) -> dict[str, Any]:
+        """SetUserPoolMfaConfig: the MFA mode together with its methods."""
+        return self._call("set_user_pool_mfa_config", **params)
+
+    def create_user_pool_client(self, params: dict[str, Any]) -> dict[str, Any]:
+        """CreateUserPoolClient; returns the `UserPoolClient` record, `ClientSecret` included when one
+        was generated. The caller shows the secret once and keeps it nowhere."""
+        return self._call("create_user_pool_client", **params)["UserPoolClient"]
+
     # Full-config updates -----------------------------------------------------------------
     def update_user_pool(self, params: dict[str, Any]) -> None:
         """UpdateUserPool with a complete request (see `full_update_request`)."""

@@ -315,6 +315,7 @@ def admin_create_user(environ: Environ, params: dict[str, Any], app: WSGIApp) ->
     pool = find_pool(request_region(environ), params.get("UserPoolId") or "")
     if action == "RESEND":
         return _resend_invitation(pool, params, mediums)
+    _refuse_case_twin(pool, params.get("Username") or "")
     password = params.get("TemporaryPassword")
     if password:
         passwords.check_policy(pool, password)
@@ -331,6 +332,17 @@ def admin_create_user(environ: Environ, params: dict[str, Any], app: WSGIApp) ->
     return {"User": user.to_json(extended=True)}
 
 
+def _refuse_case_twin(pool: Any, username: str) -> None:
+    """In a case-insensitive pool, Ana@Example.com and ana@example.com are one user: Cognito refuses the second."""
+    if (pool.extended_config.get("UsernameConfiguration") or {}).get("CaseSensitive", True) or not username:
+        return
+    try:
+        find_user(pool, username)
+    except CognitoError:
+        return
+    raise CognitoError("UsernameExistsException", "An account with the given username already exists.")
+
+
 def _resend_invitation(pool: Any, params: dict[str, Any], mediums: list[str]) -> dict[str, Any]:
     user = find_user(pool, params.get("Username") or "")
     if status_of(user) != "FORCE_CHANGE_PASSWORD":
@@ -342,6 +354,7 @@ def _resend_invitation(pool: Any, params: dict[str, Any], mediums: list[str]) ->
     if not any(attrs.get("email" if m == "EMAIL" else "phone_number") for m in mediums):
         wanted = " or ".join("email" if m == "EMAIL" else "phone_number" for m in mediums)
         raise CognitoError("InvalidParameterException", f"User has no {wanted} to deliver the invitation to.")
+    _refuse_case_twin(pool, params.get("Username") or "")
     password = params.get("TemporaryPassword")
     if password:
         passwords.check_policy(pool, password)

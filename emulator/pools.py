@@ -1,5 +1,6 @@
 """Pools and app clients as Cognito shapes and keeps them, and each pool's well-known endpoints.
 
+- CreateUserPool refuses UsernameAttributes together with AliasAttributes, as Cognito does.
 - Pool ids are `<region>_<9 letters and digits>` and client ids 26 lowercase letters and digits,
   derived from the creation request (so the demo seed's ids are the same every time) and never
   colliding with an existing one (moto's HASH ids replaced a twin).
@@ -125,6 +126,11 @@ def create_user_pool(environ: Environ, params: dict[str, Any], app: WSGIApp) -> 
     name = params.pop("PoolName", None)
     if not name:
         raise CognitoError("InvalidParameterException", "PoolName is required.")
+    if params.get("UsernameAttributes") and params.get("AliasAttributes"):
+        raise CognitoError(
+            "InvalidParameterException",
+            "Only one of the aliasAttributes or usernameAttributes can be set in a User Pool.",
+        )
     seed = json.dumps([name, params], sort_keys=True, default=str)
     pool = CognitoIdpUserPool(ACCOUNT_ID, region, name, params)
     pool.id = pool_id_for(region, seed, backend.user_pools)

@@ -143,11 +143,25 @@ def find_user(pool: Any, username: str, *, missing: str = "User does not exist."
                 None,
             )
         if user is None and not (pool.extended_config.get("UsernameConfiguration") or {}).get("CaseSensitive", True):
-            lowered = username.lower()
-            user = next((u for u in list(pool.users.values()) if u.username.lower() == lowered), None)
+            user = _case_insensitive_match(pool, username.lower(), aliases)
     if user is None:
         raise CognitoError("UserNotFoundException", missing)
     return user
+
+
+def _case_insensitive_match(pool: Any, lowered: str, aliases: list[str]) -> Any:
+    """In a case-insensitive pool Cognito finds Ana@Example.com as ana@example.com, whether it is the
+    username, the e-mail or phone that serves as the username, or a verified alias."""
+    identifiers = pool.extended_config.get("UsernameAttributes") or []
+    for candidate in list(pool.users.values()):
+        lookup = candidate.attribute_lookup
+        if candidate.username.lower() == lowered:
+            return candidate
+        if any(str(lookup.get(a) or "").lower() == lowered for a in identifiers):
+            return candidate
+        if any(str(lookup.get(a) or "").lower() == lowered and lookup.get(f"{a}_verified") == "true" for a in aliases):
+            return candidate
+    return None
 
 
 def status_of(user: Any) -> str:

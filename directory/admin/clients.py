@@ -14,7 +14,8 @@ from ..services import clients as client_services
 from .base import MirrorAdmin
 from .groups import add_errors
 from .lifecycle import ClientLifecycleMixin
-from .widgets import EMPTY, pretty_json, scalar
+from .provisioning import client_add_view
+from .widgets import EMPTY, LinesField, pretty_json, scalar
 
 DEFAULT_UNITS = {"AccessToken": "hours", "IdToken": "hours", "RefreshToken": "days"}
 VALIDITY_FIELDS = ("access_token_validity", "id_token_validity", "refresh_token_validity")
@@ -26,7 +27,7 @@ MODEL_FIELDS = (
     "allowed_oauth_scopes", "allowed_oauth_flows_user_pool_client", "prevent_user_existence_errors",
 )
 EDITABLE_FIELDS = (
-    "explicit_auth_flows", *VALIDITY_FIELDS, "callback_urls", "logout_urls",
+    "explicit_auth_flows", "migrate_legacy_flows", *VALIDITY_FIELDS, "callback_urls", "logout_urls",
     "allowed_oauth_flows", "allowed_oauth_scopes", "allowed_oauth_flows_user_pool_client",
     "prevent_user_existence_errors",
 )
@@ -49,21 +50,6 @@ def _enum_choices(shape: str) -> list[tuple[str, str]]:
     return [(v, v) for v in client_services.api_enum(shape)]
 
 
-class LinesField(forms.CharField):
-    """A list of strings edited one per line."""
-
-    widget = forms.Textarea(attrs={"rows": 4, "cols": 80})
-
-    def prepare_value(self, value):
-        if isinstance(value, list | tuple):
-            return "\n".join(str(v) for v in value)
-        return value
-
-    def to_python(self, value):
-        text = super().to_python(value) or ""
-        return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 class AppClientForm(forms.ModelForm):
     """The settings the console lets operators change; clean() applies the service's own rules."""
 
@@ -80,6 +66,12 @@ class AppClientForm(forms.ModelForm):
     )
     allowed_oauth_scopes = LinesField(required=False, label="OAuth scopes", help_text="One scope per line.")
     prevent_user_existence_errors = forms.ChoiceField(choices=(), required=False)
+    migrate_legacy_flows = forms.BooleanField(
+        required=False, label="Migrate to ALLOW_ flows",
+        help_text="Replace the legacy auth flows with their ALLOW_ equivalents (ADMIN_NO_SRP_AUTH -> "
+        "ALLOW_ADMIN_USER_PASSWORD_AUTH, USER_PASSWORD_AUTH -> ALLOW_USER_PASSWORD_AUTH, CUSTOM_AUTH_FLOW_ONLY -> "
+        "ALLOW_CUSTOM_AUTH) plus ALLOW_REFRESH_TOKEN_AUTH. Cognito refuses a mix of the two kinds.",
+    )
 
     class Meta:
         model = AppClient
@@ -98,6 +90,14 @@ class AppClientForm(forms.ModelForm):
             self.fields["prevent_user_existence_errors"].choices = [
                 ("", "–"), *_enum_choices("PreventUserExistenceErrorTypes")
             ]
+        legacy = client_services.legacy_flows(self.instance.explicit_auth_flows)
+        if legacy and "explicit_auth_flows" in self.fields:
+            self.fields["explicit_auth_flows"].help_text = (
+                f"This client has legacy auth flows ({', '.join(legacy)}); Cognito refuses a save that mixes them "
+                "with ALLOW_ values. Tick \"Migrate to ALLOW_ flows\" to replace them."
+            )
+        elif "migrate_legacy_flows" in self.fields:
+            del self.fields["migrate_legacy_flows"]
         units = {**DEFAULT_UNITS, **(self.instance.token_validity_units or {})}
         for field, key in zip(VALIDITY_FIELDS, ("AccessToken", "IdToken", "RefreshToken"), strict=True):
             if field in self.fields:
@@ -128,6 +128,9 @@ class AppClientForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if cleaned.get("migrate_legacy_flows") and "explicit_auth_flows" in cleaned:
+            # Only on the operator's explicit request: the mapped flows replace the legacy ones.
+            cleaned["explicit_auth_flows"] = client_services.migrate_legacy_flows(cleaned["explicit_auth_flows"])
         changes = self._changed_values(cleaned)
         try:
             client_services.validate_client_changes(self.instance, changes)
@@ -135,6 +138,11 @@ class AppClientForm(forms.ModelForm):
             add_errors(self, exc)
         self.changes = changes
         return cleaned
+
+
+def _without(fieldsets, name: str):
+    return tuple((title, {**options, "fields": tuple(f for f in options["fields"] if f != name)})
+                 for title, options in fieldsets)
 
 
 @admin.register(AppClient)
@@ -166,7 +174,7 @@ class AppClientAdmin(ClientLifecycleMixin, MirrorAdmin):
             "name", "client_id", "pool", "has_secret", "remote_created_at", "remote_modified_at",
         )}),
         ("Authentication flows", {"fields": (
-            "explicit_auth_flows", "auth_session_validity", "prevent_user_existence_errors",
+            "explicit_auth_flows", "migrate_legacy_flows", "auth_session_validity", "prevent_user_existence_errors",
             "enable_token_revocation", "enable_propagate_additional_user_context_data",
         )}),
         # Units stay read-only (see MODEL_FIELDS).
@@ -184,8 +192,17 @@ class AppClientAdmin(ClientLifecycleMixin, MirrorAdmin):
     def has_change_permission(self, request, obj=None):
         return admin.ModelAdmin.has_change_permission(self, request, obj)
 
+    def has_add_permission(self, request, obj=None):
+        # Adding goes through its own view (provisioning.client_add_view), which calls Cognito.
+        return admin.ModelAdmin.has_add_permission(self, request)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return client_add_view(self, request)
+
     def get_fieldsets(self, request, obj=None):
         if obj is not None and self.has_change_permission(request, obj):
+            if not client_services.legacy_flows(obj.explicit_auth_flows):
+                return _without(self.edit_fieldsets, "migrate_legacy_flows")
             return self.edit_fieldsets
         return self.fieldsets
 

@@ -29,6 +29,7 @@ from .groups import add_errors
 from .lifecycle import PoolLifecycleMixin
 from .messagelog import messages_sent_view
 from .messages import message_urls
+from .provisioning import pool_add_view
 from .testusers import test_user_context, test_user_urls
 from .widgets import EMPTY, bullet_list, changes_table, mapping_table, pretty_json, rows_table, scalar
 
@@ -392,6 +393,13 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
                  name=f"{self.opts.app_label}_{self.opts.model_name}_messages_sent"),
         ]), *super().get_urls()]
 
+    def has_add_permission(self, request, obj=None):
+        # Creating goes through its own view (provisioning.pool_add_view), never the mirror's ModelForm.
+        return request.user.has_perm(f"{self.opts.app_label}.add_userpool")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return pool_add_view(self, request, settings_form=PoolSettingsForm)
+
     def has_edit_settings_permission(self, request, obj=None):
         # The change page itself stays read-only (MirrorAdmin); settings change through their own view.
         return request.user.has_perm(f"{self.opts.app_label}.change_userpool")
@@ -416,6 +424,10 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
             "settings_url": reverse("admin:directory_userpool_settings", args=[object_id]),
             "can_edit_messages": request.user.has_perm("directory.edit_messages_userpool"),
             "messages_url": reverse("admin:directory_userpool_messages", args=[object_id]),
+            "can_add_pool": self.has_add_permission(request),
+            "clone_url": f"{reverse('admin:directory_userpool_add')}?like={object_id}",
+            "can_add_client": request.user.has_perm("directory.add_appclient"),
+            "add_client_url": f"{reverse('admin:directory_appclient_add')}?pool={object_id}",
             **test_user_context(self, request, object_id),
         }
         return super().change_view(request, object_id, form_url, extra_context)

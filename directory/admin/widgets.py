@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django import forms
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -107,6 +108,21 @@ def _change_cell(value: Any) -> SafeString:
     if isinstance(value, Mapping | list | tuple) and value:
         return pretty_json(value)
     return scalar(value)
+
+
+class LinesField(forms.CharField):
+    """A list of strings edited one per line."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 80})
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def copy_value(value: str, element_id: str = "") -> SafeString:

@@ -21,6 +21,40 @@ def api_enum(shape: str) -> list[str]:
     return sorted(service_enum(shape))
 
 
+# Legacy ExplicitAuthFlows values and the ALLOW_ values that replace them.
+LEGACY_FLOWS = {
+    "ADMIN_NO_SRP_AUTH": "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    "USER_PASSWORD_AUTH": "ALLOW_USER_PASSWORD_AUTH",
+    "CUSTOM_AUTH_FLOW_ONLY": "ALLOW_CUSTOM_AUTH",
+}
+
+
+def legacy_flows(flows: list[str] | None) -> list[str]:
+    return [flow for flow in flows or [] if flow in LEGACY_FLOWS]
+
+
+def flows_mix_problem(flows: list[str] | None) -> str:
+    """Why Cognito would refuse these ExplicitAuthFlows ("" when it would not): legacy values and ALLOW_
+    values cannot be mixed in one request."""
+    legacy = legacy_flows(flows)
+    allow = [flow for flow in flows or [] if flow.startswith("ALLOW_")]
+    if legacy and allow:
+        return (
+            f"Cognito refuses a mix of legacy auth flows ({', '.join(legacy)}) and ALLOW_ flows "
+            f"({', '.join(allow)}) in one request: keep only ALLOW_ values (migrate the legacy ones), "
+            "or only legacy ones."
+        )
+    return ""
+
+
+def migrate_legacy_flows(flows: list[str] | None) -> list[str]:
+    """The ALLOW_ flows that do what `flows` did: each legacy value mapped (ADMIN_NO_SRP_AUTH ->
+    ALLOW_ADMIN_USER_PASSWORD_AUTH, USER_PASSWORD_AUTH -> ALLOW_USER_PASSWORD_AUTH, CUSTOM_AUTH_FLOW_ONLY ->
+    ALLOW_CUSTOM_AUTH), plus ALLOW_REFRESH_TOKEN_AUTH, which legacy clients had implicitly."""
+    migrated = [LEGACY_FLOWS.get(flow, flow) for flow in flows or []]
+    return list(dict.fromkeys([*migrated, "ALLOW_REFRESH_TOKEN_AUTH"]))
+
+
 def _unit_minutes(unit: str) -> int:
     return {"seconds": 1 / 60, "minutes": 1, "hours": 60, "days": 1440}.get(unit or "", 1)  # type: ignore[return-value]
 
@@ -38,6 +72,8 @@ def validate_client_changes(client: AppClient, changes: dict[str, Any]) -> None:
             errors["explicit_auth_flows"] = [
                 f"Unknown auth flow(s) {', '.join(bad)}; Cognito accepts {', '.join(sorted(allowed))}."
             ]
+        elif mix := flows_mix_problem(flows):
+            errors["explicit_auth_flows"] = [mix]
     oauth = changes.get("allowed_oauth_flows")
     if oauth is not None:
         allowed = service_enum("OAuthFlowType")
