@@ -29,6 +29,7 @@ from .filters import GroupFilter
 from .forms_users import GroupChoiceForm, UserAttributesForm
 from .paginator import CappedCountPaginator
 from .resend import code_delivery_display, resend_code_action, resend_code_single, resend_tools
+from .user_search import AttributeSearchMixin
 from .widgets import EMPTY, changes_table, mapping_table, pretty_json, rows_table
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -46,7 +47,7 @@ BulkOperation = BulkJob.Operation
 
 
 @admin.register(CognitoUser)
-class CognitoUserAdmin(MirrorAdmin):
+class CognitoUserAdmin(AttributeSearchMixin, MirrorAdmin):
     list_display = (
         "username", "email", "name", "status", "enabled", "email_verified", "pool", "remote_modified_at",
     )
