@@ -24,6 +24,7 @@ from ..models import AuditEvent, BulkJob, CognitoGroup, CognitoUser, PendingChan
 from ..services import bulk as bulk_services
 from ..services import users as user_services
 from ..validation import E164
+from .backups import BackupActionsMixin
 from .base import MirrorAdmin
 from .filters import GroupFilter
 from .forms_users import GroupChoiceForm, UserAttributesForm
@@ -47,7 +48,7 @@ BulkOperation = BulkJob.Operation
 
 
 @admin.register(CognitoUser)
-class CognitoUserAdmin(AttributeSearchMixin, MirrorAdmin):
+class CognitoUserAdmin(BackupActionsMixin, AttributeSearchMixin, MirrorAdmin):
     list_display = (
         "username", "email", "name", "status", "enabled", "email_verified", "pool", "remote_modified_at",
     )
@@ -90,6 +91,7 @@ class CognitoUserAdmin(AttributeSearchMixin, MirrorAdmin):
     actions = (
         "enable_users", "disable_users", "reset_password", "confirm_sign_up", "mark_email_verified",
         "add_to_group", "remove_from_group", "delete_in_cognito", "export_csv", "resend_code",
+        "backup_pool_json", "backup_pool_csv",
     )
 
     def get_search_results(self, request, queryset, search_term):
