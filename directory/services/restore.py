@@ -21,9 +21,9 @@ from ..gateway import CognitoError, CognitoGateway, CognitoThrottled, CognitoUna
 from ..mapping import group_fields, user_created_changes, user_fields, user_hash
 from ..models import BackupChunk, BulkJob, CognitoGroup, CognitoUser, GroupMembership, UserPool
 from ..outbox import enqueue_bulk_job
-from ..validation import READ_ONLY_ATTRIBUTES, validate_user_attributes
+from ..validation import READ_ONLY_ATTRIBUTES, validate_group, validate_user_attributes
 from .backup import CSV_COLUMNS, FILE_FORMAT, csv_unsafe, exportable
-from .test_users import add_to_groups
+from .test_users import add_to_groups, schema_with_standard
 from .users import cognito_user_set_enabled, cognito_user_set_group, cognito_user_update_attributes
 
 RESTORE_OPERATION = BulkJob.Operation.RESTORE_USERS
@@ -193,6 +193,13 @@ def _restore_groups(job: BulkJob, backup: Backup, gw: CognitoGateway, results: d
         if name in have:
             done[name] = "exists"
             continue
+        precedence = group["precedence"] if isinstance(group["precedence"], int) else None
+        try:
+            validate_group(name=name, description=group["description"], precedence=precedence)
+        except ValidationError as exc:
+            done[name] = f"failed: {'; '.join(exc.messages)}"
+            continue
+        group = {**group, "precedence": precedence}
         params = {k: v for k, v in (("Description", group["description"]),
                                     ("Precedence", group["precedence"])) if v not in (None, "")}
         try:
@@ -239,7 +246,7 @@ def _existing(pool: UserPool, user: dict[str, Any], username: str) -> CognitoUse
 
 def _split_attributes(pool: UserPool, attributes: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """(what the pool takes, what it cannot: Cognito's own attributes and names outside its schema)."""
-    schema = {a["Name"] for a in pool.schema or ()}
+    schema = {a["Name"] for a in schema_with_standard(pool).schema}
     kept, dropped = {}, []
     for name, value in attributes.items():
         if name in READ_ONLY_ATTRIBUTES or name.startswith("cognito:") or name not in schema:
@@ -349,7 +356,7 @@ def _restore_row(job: BulkJob, user: dict[str, Any], gw: CognitoGateway) -> dict
             return _outcome(user, "skipped", existing.username, reason="already in the pool (existing users: skip)")
         return _update(job, user, existing, attributes, dropped)
     try:
-        validate_user_attributes(pool, attributes, creating=True)
+        validate_user_attributes(schema_with_standard(pool), attributes, creating=True)
     except ValidationError as exc:
         return _outcome(user, "failed", username, error="; ".join(exc.messages))
     return _create(job, user, username, attributes, dropped, gw)
