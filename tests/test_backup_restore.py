@@ -13,11 +13,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from directory import gateway, tasks
 from directory.models import AuditEvent, BackupChunk, BulkJob, CognitoGroup, CognitoUser, PendingChange, UserPool
 from directory.services.restore import parse_backup
 from directory.sync.pull import pull_pool
 
-from .cognito_helpers import create_pool, create_user, list_all_users
+from .cognito_helpers import create_pool, create_user, inject, list_all_users
 
 pytestmark = pytest.mark.django_db
 
@@ -312,3 +313,31 @@ def test_backup_page_starts_a_csv_job(admin_client, source, django_capture_on_co
     assert admin_client.post(url, {"format": "xml"}).status_code == HTTPStatus.OK
     assert BulkJob.objects.count() == 1
     assert CognitoGroup.objects.filter(pool=source).count() == 2
+
+
+def test_throttling_pauses_the_restore_which_resumes_where_it_stopped(admin_client, emu, source, target, settings,
+                                                                     django_capture_on_commit_callbacks):
+    settings.COGNITO_RESTORE_THREADS = 2
+    _, text = back_up(admin_client, source, "json", django_capture_on_commit_callbacks)
+    data = json.loads(text)
+    data["users"] += [
+        {"username": f"extra{n}", "enabled": True, "status": "CONFIRMED", "groups": ["testers"],
+         "attributes": {"email": f"extra{n}@example.com", "name": f"Extra {n}"}}
+        for n in range(6)
+    ]
+    client = gateway.get_client("us-east-1")
+    # Cognito keeps answering TooManyRequests after the fourth creation, past botocore's retries.
+    with inject(client, "AdminCreateUser", lambda n: n > 4) as calls:
+        job = restore(admin_client, target, json.dumps(data), django_capture_on_commit_callbacks)
+    assert calls["failed"] > 0
+    assert job.status == BulkJob.Status.QUEUED and job.error.startswith("Paused")
+    assert job.results["pauses"] == 1 and job.results["created"] == 4
+    assert len(list_all_users(emu, target.pool_id)) == 4
+    # The sweeper sends it again; it goes on from where it stopped, creating each user once.
+    tasks.run_bulk_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == BulkJob.Status.DONE, job.error
+    assert (job.results["created"], job.results["skipped"], job.results["failed"]) == (9, 0, 0)
+    assert {r["status"] for r in job.results["rows"].values()} == {"created"}
+    assert len(list_all_users(emu, target.pool_id)) == 9
+    assert CognitoUser.objects.filter(pool=target).count() == 9

@@ -8,10 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -32,7 +35,12 @@ RESTORE_USER_OPERATION = "user.restore"
 MAX_ROWS = 1_000_000
 # The uploaded file is kept in pieces of this many characters.
 INPUT_CHUNK = 1_000_000
-PROGRESS_EVERY = 25
+# New users created side by side (each a few Cognito calls, all under the shared request budget).
+RESTORE_THREADS = 8
+# Progress (and the rows' outcomes) is written at most this often, and at the end or a pause.
+SAVE_EVERY_SECONDS = 2.0
+# Rows whose outcome the job keeps whatever it is; past them, failed rows only.
+ROW_DETAIL_LIMIT = 5000
 MAX_PAUSES = 20
 FIELD = "backup_file"
 
@@ -265,49 +273,76 @@ def _dropped_note(dropped: list[str]) -> str:
     return f"not restored (Cognito's own, or not in this pool): {', '.join(dropped)}" if dropped else ""
 
 
-def _create(job: BulkJob, user: dict[str, Any], username: str, attributes: dict[str, str],
-            dropped: list[str], gw: CognitoGateway) -> dict[str, Any]:
-    pool = job.pool
+@dataclass
+class _NewUser:
+    """A row whose user is to be created: what goes to Cognito, and what came back."""
+
+    index: int
+    user: dict[str, Any]
+    username: str
+    attributes: dict[str, str]
+    dropped: list[str]
+    groups: list[CognitoGroup]
+    record: dict[str, Any] | None = None
+    added: list[CognitoGroup] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _create_in_cognito(pool: UserPool, new: _NewUser, gw: CognitoGateway) -> dict[str, Any] | None:
+    """AdminCreateUser (SUPPRESS, no password), the memberships, disabling: on a worker's thread, no
+    database. Returns the row's outcome if Cognito refused the user, else None (`new` holds the record)."""
     try:
-        record = gw.admin_create_user(pool.pool_id, username, attributes=attributes, delivery=["EMAIL"], suppress=True)
+        record = gw.admin_create_user(
+            pool.pool_id, new.username, attributes=new.attributes, delivery=["EMAIL"], suppress=True
+        )
     except (CognitoThrottled, CognitoUnavailable):
         raise
     except CognitoError as exc:
         if exc.code in {"UsernameExistsException", "AliasExistsException"}:
-            return _outcome(user, "skipped", username, reason="already in Cognito but not in the mirror yet: "
-                            "sync the pool, then restore again to update it")
-        return _outcome(user, "failed", username, error=f"{exc}. {_dropped_note(dropped)}".strip(" ."))
-    groups = list(CognitoGroup.objects.filter(pool=pool, name__in=user["groups"]))
-    added, failed = add_to_groups(pool, record["Username"], groups, gw)
-    for name in set(user["groups"]) - {g.name for g in groups}:
-        failed[name] = "the group could not be created"
-    if not user["enabled"]:
+            return _outcome(new.user, "skipped", new.username, reason="already in Cognito but not in the mirror "
+                            "yet: sync the pool, then restore again to update it")
+        return _outcome(new.user, "failed", new.username, error=f"{exc}. {_dropped_note(new.dropped)}".strip(" ."))
+    new.added, new.failed = add_to_groups(pool, record["Username"], new.groups, gw)
+    for name in set(new.user["groups"]) - {g.name for g in new.groups}:
+        new.failed[name] = "the group could not be created"
+    if not new.user["enabled"]:
         gw.admin_set_user_enabled(pool.pool_id, record["Username"], False)
         record = {**record, "Enabled": False}
-    fields = user_fields(record)
-    correlation = str(uuid.uuid4())
+    new.record = record
+    return None
+
+
+def _record_created(job: BulkJob, created: list[_NewUser]) -> dict[int, dict[str, Any]]:
+    """Mirror rows, memberships and audit events of the users a batch created, in one transaction."""
+    pool = job.pool
+    outcomes: dict[int, dict[str, Any]] = {}
+    events = []
     with transaction.atomic():
-        mirrored = CognitoUser(pool=pool, content_hash=user_hash(fields), **fields)
-        mirrored.save()
-        common = {"object_type": "user", "object_id": mirrored.username, "object_repr": mirrored.email or username,
-                  "pool_id": pool.pool_id, "source": audit.Source.WORKER, "actor": job.actor,
-                  "correlation_id": correlation}
-        events = [audit.build(
-            action=audit.Action.CREATED, changes=user_created_changes(fields),
-            detail={"operation": RESTORE_USER_OPERATION, "restore_job": job.pk, "delivery": "SUPPRESS",
-                    "groups": [g.name for g in added], "not_restored": dropped, "sub": mirrored.sub},
-            **common,
-        )]
-        GroupMembership.objects.bulk_create([GroupMembership(group=g, user=mirrored) for g in added])
-        events += [audit.build(action=audit.Action.GROUP_ADDED, changes={"group": [None, g.name]},
-                               detail={"group": g.name, "restore_job": job.pk}, **common) for g in added]
-        events += [audit.build(action=audit.Action.GROUP_ADD_FAILED, detail={"group": n, "error": e},
-                               outcome=audit.Outcome.FAILED, **common) for n, e in failed.items()]
+        for new in created:
+            fields = user_fields(new.record)
+            mirrored = CognitoUser(pool=pool, content_hash=user_hash(fields), **fields)
+            mirrored.save()
+            GroupMembership.objects.bulk_create([GroupMembership(group=g, user=mirrored) for g in new.added])
+            common = {"object_type": "user", "object_id": mirrored.username,
+                      "object_repr": mirrored.email or new.username, "pool_id": pool.pool_id,
+                      "source": audit.Source.WORKER, "actor": job.actor, "correlation_id": str(uuid.uuid4())}
+            events.append(audit.build(
+                action=audit.Action.CREATED, changes=user_created_changes(fields),
+                detail={"operation": RESTORE_USER_OPERATION, "restore_job": job.pk, "delivery": "SUPPRESS",
+                        "groups": [g.name for g in new.added], "not_restored": new.dropped, "sub": mirrored.sub},
+                **common,
+            ))
+            events += [audit.build(action=audit.Action.GROUP_ADDED, changes={"group": [None, g.name]},
+                                   detail={"group": g.name, "restore_job": job.pk}, **common) for g in new.added]
+            events += [audit.build(action=audit.Action.GROUP_ADD_FAILED, detail={"group": n, "error": e},
+                                   outcome=audit.Outcome.FAILED, **common) for n, e in new.failed.items()]
+            outcome = _outcome(new.user, "created", mirrored.username, reason=_dropped_note(new.dropped))
+            if new.failed:
+                outcome["groups_failed"] = new.failed
+            outcomes[new.index] = outcome
+        # Last in the transaction: the audit chain's lock is held only for the append.
         audit.record_many(events)
-    result = _outcome(user, "created", mirrored.username, reason=_dropped_note(dropped))
-    if failed:
-        result["groups_failed"] = failed
-    return result
+    return outcomes
 
 
 def _update(job: BulkJob, user: dict[str, Any], existing: CognitoUser, attributes: dict[str, str],
@@ -343,7 +378,9 @@ def _update(job: BulkJob, user: dict[str, Any], existing: CognitoUser, attribute
                     reason="; ".join([f"requested: {', '.join(notes)}", *extra]))
 
 
-def _restore_row(job: BulkJob, user: dict[str, Any], gw: CognitoGateway) -> dict[str, Any]:
+def _prepare_row(job: BulkJob, index: int, user: dict[str, Any], groups: dict[str, CognitoGroup]
+                 ) -> dict[str, Any] | _NewUser:
+    """A row's outcome when it needs no new user (skipped, updated, refused), else the user to create."""
     pool = job.pool
     username = _target_username(pool, user)
     if not username:
@@ -359,46 +396,97 @@ def _restore_row(job: BulkJob, user: dict[str, Any], gw: CognitoGateway) -> dict
         validate_user_attributes(schema_with_standard(pool), attributes, creating=True)
     except ValidationError as exc:
         return _outcome(user, "failed", username, error="; ".join(exc.messages))
-    return _create(job, user, username, attributes, dropped, gw)
+    return _NewUser(index, user, username, attributes, dropped, [groups[g] for g in user["groups"] if g in groups])
+
+
+def _restore_batch(job: BulkJob, backup: Backup, indexes: list[int], gw: CognitoGateway,
+                   executor: ThreadPoolExecutor) -> tuple[dict[int, dict[str, Any]], Exception | None]:
+    """Outcomes of a batch of rows; the users to create are created side by side (each a few Cognito
+    calls, under the shared budget). A pause (throttling, Cognito unreachable) is returned with the
+    outcomes of the rows that got one; the others are tried again when the job resumes."""
+    groups = {g.name: g for g in CognitoGroup.objects.filter(pool=job.pool)}
+    outcomes: dict[int, dict[str, Any]] = {}
+    to_create: list[_NewUser] = []
+    for index in indexes:
+        prepared = _prepare_row(job, index, backup.users[index], groups)
+        if isinstance(prepared, _NewUser):
+            to_create.append(prepared)
+        else:
+            outcomes[index] = prepared
+    futures = [(new, executor.submit(_create_in_cognito, job.pool, new, gw)) for new in to_create]
+    pause: Exception | None = None
+    created = []
+    for new, future in futures:
+        try:
+            refused = future.result()
+        except (CognitoThrottled, CognitoUnavailable) as exc:
+            pause = pause or exc
+            continue
+        if refused is not None:
+            outcomes[new.index] = refused
+        else:
+            created.append(new)
+    outcomes.update(_record_created(job, created))
+    return outcomes, pause
 
 
 def user_restore_run(*, job: BulkJob, gateway: CognitoGateway | None = None) -> BulkJob:
-    """Restore a job's file into its pool: groups first, then each user row in order, recording its
-    outcome. Safe to run twice (rows done are not revisited; a user already there is skipped or
-    updated). Throttling pauses the job (back to `queued`); the outbox sweeper resumes it."""
+    """Restore a job's file into its pool: groups first, then the user rows, a batch at a time, new
+    users created on RESTORE_THREADS threads, recording each row's outcome. Safe to run twice (rows
+    with an outcome are not revisited; a user already there is skipped or updated). Throttling pauses
+    the job (back to `queued`); the outbox sweeper resumes it."""
     BulkJob.objects.filter(pk=job.pk, status=BulkJob.Status.QUEUED).update(status=BulkJob.Status.RUNNING)
     job.refresh_from_db()
     gw = gateway or CognitoGateway(job.pool.region)
     backup = _job_backup(job)
     results: dict[str, Any] = {"rows": {}, "created": 0, "updated": 0, "skipped": 0, "failed": 0, "groups": {},
                                **(job.results or {})}
-    processed = min(job.processed, len(backup.users))
+    rows = results["rows"]
+    todo = [i for i in range(min(job.processed, len(backup.users)), len(backup.users)) if str(i + 1) not in rows]
+    threads = max(1, int(getattr(settings, "COGNITO_RESTORE_THREADS", RESTORE_THREADS)))
+
+    cursor = min(job.processed, len(backup.users))  # every row before it has its outcome
+    last_save = 0.0
 
     def save(**extra: Any) -> None:
-        BulkJob.objects.filter(pk=job.pk).update(
-            processed=processed, skipped=results["skipped"], results=results, **extra
-        )
+        nonlocal cursor, last_save
+        while cursor < len(backup.users) and str(cursor + 1) in rows:
+            cursor += 1
+        # Past the first ROW_DETAIL_LIMIT rows only failures keep their outcome (the counts keep all):
+        # a million rows' outcomes would be rewritten with every save.
+        for key in [k for k, r in rows.items() if ROW_DETAIL_LIMIT < int(k) <= cursor and r["status"] != "failed"]:
+            del rows[key]
+        BulkJob.objects.filter(pk=job.pk).update(processed=cursor, skipped=results["skipped"], results=results,
+                                                 **extra)
+        last_save = time.monotonic()
 
-    try:
-        _restore_groups(job, backup, gw, results)
-        for index in range(processed, len(backup.users)):
-            outcome = _restore_row(job, backup.users[index], gw)
-            results["rows"][str(index + 1)] = outcome
-            key = {"unchanged": "skipped"}.get(outcome["status"], outcome["status"])
-            results[key] = results.get(key, 0) + 1
-            processed = index + 1
-            if processed % PROGRESS_EVERY == 0:
+    pause: Exception | None = None
+    with ThreadPoolExecutor(threads, thread_name_prefix="restore") as executor:
+        try:
+            _restore_groups(job, backup, gw, results)
+        except (CognitoThrottled, CognitoUnavailable) as exc:
+            pause = exc
+        for start in range(0, len(todo) if pause is None else 0, threads * 2):
+            outcomes, pause = _restore_batch(job, backup, todo[start:start + threads * 2], gw, executor)
+            for index, outcome in outcomes.items():
+                rows[str(index + 1)] = outcome
+                key = {"unchanged": "skipped"}.get(outcome["status"], outcome["status"])
+                results[key] = results.get(key, 0) + 1
+            if pause is not None:
+                break
+            if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
                 save()
-    except (CognitoThrottled, CognitoUnavailable) as exc:
+    if pause is not None:
         results["pauses"] = int(results.get("pauses", 0)) + 1
         if results["pauses"] > MAX_PAUSES:
             save(status=BulkJob.Status.FAILED, finished_at=timezone.now(),
-                 error=f"Gave up at row {processed + 1} after {MAX_PAUSES} pauses: {exc}")
+                 error=f"Gave up after {MAX_PAUSES} pauses: {pause}")
         else:
-            save(status=BulkJob.Status.QUEUED, error=f"Paused at row {processed + 1} ({exc}); resumes shortly.")
+            save(status=BulkJob.Status.QUEUED, error=f"Paused ({pause}); resumes shortly.")
         job.refresh_from_db()
         return job
-    failures = [f"row {n}: {r.get('error', '')}" for n, r in results["rows"].items() if r["status"] == "failed"]
+    failures = [f"row {n}: {r.get('error', '')}" for n, r in sorted(rows.items(), key=lambda i: int(i[0]))
+                if r["status"] == "failed"]
     failures += [f"group {n}: {s}" for n, s in results["groups"].items() if s.startswith("failed")]
     save(status=BulkJob.Status.DONE, finished_at=timezone.now(), error="\n".join(failures[:200]))
     audit.record(
