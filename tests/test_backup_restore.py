@@ -10,10 +10,12 @@ import json
 from http import HTTPStatus
 
 import pytest
+from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import reverse
+from django.urls import include, path, resolve, reverse
 
 from directory import gateway, tasks
+from directory.admin.backups import pool_urls
 from directory.models import AuditEvent, BackupChunk, BulkJob, CognitoGroup, CognitoUser, PendingChange, UserPool
 from directory.services.restore import parse_backup
 from directory.sync.pull import pull_pool
@@ -341,3 +343,20 @@ def test_throttling_pauses_the_restore_which_resumes_where_it_stopped(admin_clie
     assert {r["status"] for r in job.results["rows"].values()} == {"created"}
     assert len(list_all_users(emu, target.pool_id)) == 9
     assert CognitoUser.objects.filter(pool=target).count() == 9
+
+
+def test_the_pool_page_hook_serves_the_same_pages(rf, admin_user, source):
+    """`backups.pool_urls`, for UserPoolAdmin.get_urls: userpool/<pk>/backup/ and userpool/<pk>/restore/."""
+    class Conf:
+        urlpatterns = [path("userpool/", include(pool_urls(admin.site.get_model_admin(UserPool))))]
+
+    for url, text in ((f"/userpool/{source.pk}/backup/", "Back up the users of"),
+                      (f"/userpool/{source.pk}/restore/", f'<option value="{source.pk}" selected>')):
+        match = resolve(url, urlconf=Conf)
+        assert match.url_name in {"directory_userpool_backup", "directory_userpool_restore"}
+        request = rf.get(url)
+        request.user = admin_user
+        response = match.func(request, *match.args, **match.kwargs)
+        response.render()
+        assert response.status_code == HTTPStatus.OK
+        assert text in response.content.decode()
