@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 from django.db import connections
-from django.db.models import Lookup, Q, QuerySet, TextField
+from django.db.models import Func, Lookup, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
 from django.db.models.lookups import Exact, IContains, IStartsWith
 from django.utils import timezone
 
@@ -161,6 +160,17 @@ def parse_attribute_criteria(params: list[str]) -> tuple[list[AttributeCriterion
     return criteria, errors
 
 
+# The text the trigram index of migration 0010 holds: every attribute but `sub`, as jsonb's text.
+ATTRIBUTE_TEXT_SQL = "((%(expressions)s - 'sub')::text)"
+# Attributes that text leaves out: searched by their exact value only (the GIN jsonb_path_ops index).
+NOT_IN_ATTRIBUTE_TEXT = {"sub"}
+
+
+class _AttributeText(Func):
+    template = ATTRIBUTE_TEXT_SQL
+    output_field = TextField()
+
+
 class _ILike(Lookup):
     """`lhs ILIKE rhs` with a pattern the caller escaped (pg_trgm's GIN index serves it)."""
 
@@ -189,7 +199,10 @@ def _criterion_q(criterion: AttributeCriterion, vendor: str) -> Q:
         return Q(lookup(attribute, value))
     if criterion.operator == "eq":
         return Q(attributes__contains={name: value})
-    text = Cast("attributes", TextField())
+    if name in NOT_IN_ATTRIBUTE_TEXT:
+        lookup = IStartsWith if criterion.operator == "sw" else IContains
+        return Q(lookup(attribute, value))
+    text = _AttributeText("attributes")
     if criterion.operator == "sw":
         # A value starts right after `": "` in jsonb's text; the key is checked by the second condition.
         narrow = '%": "' + _like_escape(_json_text(value)) + "%"

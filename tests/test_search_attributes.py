@@ -82,6 +82,13 @@ def test_contains_with_like_wildcards_and_json_escapes_taken_literally(admin_cli
     assert listed(search(admin_client, "email__co__example.com")) == ["alice", "bob", "carol", "quote"]
 
 
+def test_sub_is_found_by_equals_and_by_prefix(admin_client, people):
+    sub = people["alice"].sub
+    assert listed(search(admin_client, f"sub__eq__{sub}")) == ["alice"]
+    assert listed(search(admin_client, f"sub__sw__{sub[:13].upper()}")) == ["alice"]
+    assert listed(search(admin_client, f"sub__co__{sub[9:23]}")) == ["alice"]
+
+
 def test_several_criteria_must_all_hold_and_combine_with_filters_and_search(admin_client, people):
     assert listed(search(admin_client, "custom:tier__eq__gold", "email__sw__a")) == ["alice"]
     assert listed(search(admin_client, "custom:tier__eq__gold", "email__co__.com")) == ["alice", "bob", "carol"]
