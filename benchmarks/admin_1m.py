@@ -28,7 +28,8 @@ from benchmarks._common import ensure_database, setup_django  # noqa: E402
 POOL_ID = "us-east-1_bench1m"
 
 
-def populate(n: int) -> None:
+def populate(n: int, *, extra_attributes: str = "") -> None:
+    """`extra_attributes`: more `'name', <SQL of i>` pairs for each user's attributes (search_1m.py)."""
     from django.db import connection
 
     from directory.models import CognitoGroup, UserPool
@@ -55,7 +56,8 @@ def populate(n: int) -> None:
                    CASE WHEN i %% 97 = 0 THEN 'UNCONFIRMED'
                         WHEN i %% 10 = 0 THEN 'FORCE_CHANGE_PASSWORD' ELSE 'CONFIRMED' END,
                    i %% 50 <> 0,
-                   jsonb_build_object('sub', md5(i::text)::uuid::text, 'email', 'user' || i || '@example.com'),
+                   jsonb_build_object('sub', md5(i::text)::uuid::text, 'email', 'user' || i || '@example.com'
+                                      {extra}),
                    '[]'::jsonb,
                    now() - i * interval '1 second',
                    now(),
@@ -63,7 +65,7 @@ def populate(n: int) -> None:
                    false,
                    NULL
             FROM generate_series(1, %(n)s) AS i
-            """,
+            """.replace("{extra}", extra_attributes),
             {"pool": pool.pk, "n": n},
         )
         cursor.execute(

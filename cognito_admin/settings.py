@@ -288,6 +288,8 @@ if COGNITO_AUDIT_VERIFY_MINUTES > 0:
 # Lists the pools of every region in COGNITO_REGIONS: new ones are registered and pulled, pools
 # Cognito no longer has are marked gone (0 = never; the pools list's "Discover pools" still works).
 COGNITO_DISCOVERY_INTERVAL_MINUTES = env.int("COGNITO_DISCOVERY_INTERVAL_MINUTES", default=15)
+# Concurrent AdminCreateUser / group calls of one restore job (all under the shared request budget).
+COGNITO_RESTORE_THREADS = env.int("COGNITO_RESTORE_THREADS", default=8)
 if COGNITO_DISCOVERY_INTERVAL_MINUTES > 0:
     CELERY_BEAT_SCHEDULE["discover-pools"] = {
         "task": "directory.tasks.discover_pools",

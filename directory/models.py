@@ -209,6 +209,8 @@ class CognitoUser(models.Model):
             ("resend_code_cognitouser", "Can resend codes and invitations"),
             ("export_cognitouser", "Can export users as CSV"),
             ("create_test_user_cognitouser", "Can create test users"),
+            ("backup_cognitouser", "Can back up a pool's users and download the file"),
+            ("restore_cognitouser", "Can restore users from a backup into a pool"),
         ]
         constraints = [models.UniqueConstraint(fields=["pool", "username"], name="directory_user_unique_per_pool")]
         # Every index here is paid for by each user a pull writes; each serves an admin
@@ -408,6 +410,7 @@ class AuditEvent(models.Model):
         # A pool's first pull: its baseline, one event per kind of object (counts, the run).
         IMPORTED = "imported"
         TEMPLATE_VERSION = "template_version"
+        BACKUP_DOWNLOADED = "backup_downloaded"
         # Local bookkeeping.
         BULK_REQUESTED = "bulk_requested"
         BULK_FINISHED = "bulk_finished"
@@ -507,6 +510,10 @@ class BulkJob(models.Model):
         REMOVE_FROM_GROUP = "remove_from_group"
         RESEND_CODE = "resend_code"
         CREATE_TEST_USERS = "create_test_users"
+        # A pool's users, groups and memberships written to a file (BackupChunk rows), and such a file
+        # restored into a pool.
+        BACKUP_USERS = "backup_users"
+        RESTORE_USERS = "restore_users"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -528,6 +535,29 @@ class BulkJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} on {self.total} user(s)"
+
+
+class BackupChunk(models.Model):
+    """A piece of a backup job's file, in order: what the export wrote (`output`), or the uploaded file
+    a restore reads (`input`). In the database, so that web and workers on other hosts share it and it
+    goes with its job; never a password or a secret (there is none to export)."""
+
+    class Kind(models.TextChoices):
+        INPUT = "input"
+        OUTPUT = "output"
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="backup_chunks")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    seq = models.PositiveIntegerField()
+    data = models.TextField()
+
+    class Meta:
+        ordering = ["job", "kind", "seq"]
+        verbose_name = "backup chunk"
+        constraints = [models.UniqueConstraint(fields=["job", "kind", "seq"], name="directory_backupchunk_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} chunk {self.seq} of job {self.job_id}"
 
 
 class PendingChange(models.Model):

@@ -1,17 +1,24 @@
 """Read-only queries the admin shows: resends asked for, e-mails sent today, the latest code delivery,
-the audit chain's latest verification, and the directory home's figures (aggregates over sync runs, the
-outbox and the audit log: never a scan of the users)."""
+the audit chain's latest verification, the directory home's figures (aggregates over sync runs, the
+outbox and the audit log: never a scan of the users), and users by any attribute."""
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db import connections
+from django.db.models import Count, Func, Lookup, Max, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncHour
+from django.db.models.lookups import Exact, IContains, IStartsWith
 from django.utils import timezone
 
 from .models import AuditEvent, AuditVerification, CognitoUser, PendingChange, SyncRun, UserPool
+from .validation import MAX_ATTRIBUTE_LENGTH
 
 Action = AuditEvent.Action
 RESEND_OPERATION = PendingChange.Operation.USER_RESEND_CODE
@@ -205,3 +212,150 @@ def open_change_counts() -> dict[int, dict[str, int]]:
 
 def latest_audit_events(*, limit: int = 10) -> list[AuditEvent]:
     return list(AuditEvent.objects.order_by("-created_at", "-id")[:limit])
+
+
+# --- Users by any attribute -------------------------------------------------------------------------------------
+# A criterion is `<attribute>__<operator>__<value>` in the changelist's `attr` query parameter, repeated for
+# several (all must hold). Equality is `attributes @> {"name": "value"}`, served on PostgreSQL by the GIN
+# jsonb_path_ops index of migration 0010; starts-with and contains first narrow the rows with ILIKE on the
+# attributes' JSON text (the pg_trgm GIN index of the same migration), then check the one attribute exactly.
+
+ATTRIBUTE_OPERATORS = {"eq": "equals", "sw": "starts with", "co": "contains"}
+MAX_ATTRIBUTE_CRITERIA = 10
+# Cognito's attribute names are at most 32 characters (custom: plus up to 20).
+MAX_ATTRIBUTE_NAME_LENGTH = 32
+_CRITERION = re.compile(r"^(?P<name>.*?)__(?P<op>eq|sw|co)__(?P<value>.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class AttributeCriterion:
+    """One condition on a user's attribute: `name` `operator` `value`."""
+
+    name: str
+    operator: str
+    value: str
+
+    @property
+    def param(self) -> str:
+        return f"{self.name}__{self.operator}__{self.value}"
+
+    def __str__(self) -> str:
+        return f"{self.name} {ATTRIBUTE_OPERATORS.get(self.operator, self.operator)} {self.value!r}"
+
+
+def check_attribute_criterion(name: str, operator: str, value: str) -> str | None:
+    """The rule a criterion breaks, in words naming the part, or None when it is valid."""
+    if not name.strip():
+        return "the attribute name is empty."
+    if name != name.strip() or any(c.isspace() or not c.isprintable() for c in name):
+        return f"the attribute name {name!r} contains spaces or control characters."
+    if len(name) > MAX_ATTRIBUTE_NAME_LENGTH:
+        return f"the attribute name is longer than {MAX_ATTRIBUTE_NAME_LENGTH} characters, Cognito's limit."
+    if operator not in ATTRIBUTE_OPERATORS:
+        known = ", ".join(f"{k} ({v})" for k, v in ATTRIBUTE_OPERATORS.items())
+        return f"unknown operator {operator!r}; use one of {known}."
+    if value == "":
+        return "the value is empty."
+    if len(value) > MAX_ATTRIBUTE_LENGTH:
+        return f"the value is {len(value)} characters long; an attribute holds at most {MAX_ATTRIBUTE_LENGTH}."
+    if "\x00" in value:
+        return "the value contains a NUL character."
+    return None
+
+
+def parse_attribute_criteria(params: list[str]) -> tuple[list[AttributeCriterion], list[str]]:
+    """Criteria from `attr` query values (`name__op__value`), and a message for each bad one."""
+    criteria: list[AttributeCriterion] = []
+    errors: list[str] = []
+    for raw in params:
+        match = _CRITERION.match(raw)
+        if match is None:
+            parts = raw.split("__", 2)
+            if len(parts) == 3:
+                name, operator, value = parts
+            else:
+                errors.append(f"Attribute search {raw!r}: write it as attribute__operator__value, e.g. "
+                              f"email__sw__alice (operators: {', '.join(ATTRIBUTE_OPERATORS)}).")
+                continue
+        else:
+            name, operator, value = match["name"], match["op"], match["value"]
+        problem = check_attribute_criterion(name, operator, value)
+        if problem:
+            errors.append(f"Attribute search {name or '(no name)'} {operator}: {problem}")
+        else:
+            criteria.append(AttributeCriterion(name, operator, value))
+    if len(criteria) > MAX_ATTRIBUTE_CRITERIA:
+        errors.append(f"Attribute search: at most {MAX_ATTRIBUTE_CRITERIA} criteria at once.")
+    return criteria, errors
+
+
+# The text the trigram index of migration 0010 holds: every attribute but `sub`, as jsonb's text.
+ATTRIBUTE_TEXT_SQL = "((%(expressions)s - 'sub')::text)"
+# Attributes that text leaves out: searched by their exact value only (the GIN jsonb_path_ops index).
+NOT_IN_ATTRIBUTE_TEXT = {"sub"}
+
+
+class _AttributeText(Func):
+    template = ATTRIBUTE_TEXT_SQL
+    output_field = TextField()
+
+
+class _ILike(Lookup):
+    """`lhs ILIKE rhs` with a pattern the caller escaped (pg_trgm's GIN index serves it)."""
+
+    lookup_name = "ilike"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _json_text(value: str) -> str:
+    """`value` as it appears inside a string of jsonb's text output (same escapes as PostgreSQL's)."""
+    return json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+def _criterion_q(criterion: AttributeCriterion, vendor: str) -> Q:
+    name, value = criterion.name, criterion.value
+    attribute = KeyTextTransform(name, "attributes")
+    if vendor != "postgresql":
+        lookup = {"eq": Exact, "sw": IStartsWith, "co": IContains}[criterion.operator]
+        return Q(lookup(attribute, value))
+    if criterion.operator == "eq":
+        return Q(attributes__contains={name: value})
+    if name in NOT_IN_ATTRIBUTE_TEXT:
+        lookup = IStartsWith if criterion.operator == "sw" else IContains
+        return Q(lookup(attribute, value))
+    text = _AttributeText("attributes")
+    if criterion.operator == "sw":
+        # A value starts right after `": "` in jsonb's text; the key is checked by the second condition.
+        narrow = '%": "' + _like_escape(_json_text(value)) + "%"
+        exact = _like_escape(value) + "%"
+    else:
+        narrow = "%" + _like_escape(_json_text(value)) + "%"
+        exact = "%" + _like_escape(value) + "%"
+    return Q(_ILike(text, narrow)) & Q(_ILike(attribute, exact))
+
+
+def users_matching_attributes(
+    queryset: QuerySet[CognitoUser], criteria: list[AttributeCriterion]
+) -> QuerySet[CognitoUser]:
+    """`queryset` narrowed to users whose attributes meet every criterion. Equality is exact; starts
+    with and contains ignore case."""
+    vendor = connections[queryset.db].vendor
+    for criterion in criteria:
+        queryset = queryset.filter(_criterion_q(criterion, vendor))
+    return queryset
+
+
+def attribute_names(pools: QuerySet[UserPool]) -> list[str]:
+    """Attribute names of these pools' schemas (standard and custom), for the search form's suggestions."""
+    names: set[str] = set()
+    for schema in pools.values_list("schema", flat=True):
+        names.update(a["Name"] for a in schema or () if a.get("Name"))
+    return sorted(names)

@@ -10,7 +10,9 @@ from celery import shared_task
 from . import audit_chain, outbox
 from .gateway import CognitoThrottled, CognitoUnavailable
 from .models import BulkJob, UserPool
+from .services.backup import BACKUP_OPERATION, user_backup_run
 from .services.bulk import bulk_job_run
+from .services.restore import RESTORE_OPERATION, user_restore_run
 from .services.test_users import test_users_expire
 from .services.test_users_bulk import test_users_bulk_run
 from .sync import discovery, lease, pull, schedule
@@ -108,6 +110,9 @@ def run_bulk_job(job_pk: int) -> int | None:
     if job.operation == BulkJob.Operation.CREATE_TEST_USERS:
         # Creates users itself (rows, not a selection); the sweeper resends it like any queued job.
         return test_users_bulk_run(job=job).processed
+    if job.operation in BACKUP_RUNNERS:
+        # Backups and restores do the work themselves too (a file, not a selection).
+        return BACKUP_RUNNERS[job.operation](job=job).processed
     return bulk_job_run(job=job).processed
 
 
@@ -122,3 +127,8 @@ def verify_audit_log() -> bool:
     """Walk the audit log's hash chain and store the outcome (beat, every
     COGNITO_AUDIT_VERIFY_MINUTES); the admin warns while the latest one found it broken."""
     return audit_chain.verify_and_record(source="beat").ok
+
+
+# Backup and restore jobs run through run_bulk_job (the outbox enqueues and the sweeper resends every
+# queued BulkJob by that task).
+BACKUP_RUNNERS = {BACKUP_OPERATION: user_backup_run, RESTORE_OPERATION: user_restore_run}

@@ -28,6 +28,11 @@ APPS = ("directory", "django_celery_beat", "auth", "axes")
 OTHER_MODEL_PERMISSIONS = {
     "directory_userpool_create_test_user": {"create_test_user_cognitouser"},
     "directory_userpool_create_test_users": {"create_test_user_cognitouser"},
+    # Backup and restore pages live under the bulk jobs (and the pool), guarded by the users' permissions.
+    "directory_bulkjob_backup": {"backup_cognitouser"},
+    "directory_bulkjob_restore": {"restore_cognitouser"},
+    "directory_userpool_backup": {"backup_cognitouser"},
+    "directory_userpool_restore": {"restore_cognitouser"},
 }
 
 

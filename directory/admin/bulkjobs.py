@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils.html import format_html
 
 from ..models import BulkJob, PendingChange
+from .backups import RESTORE_PERMISSION, bulkjob_urls
 from .base import ReadOnlyAdminMixin
 from .pools import truncate
 from .widgets import EMPTY, rows_table
@@ -27,14 +29,36 @@ class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     fieldsets = (
         (None, {"fields": ("operation", "pool", "actor", "params", "status")}),
-        ("Progress", {"fields": ("progress", "skipped", "changes_table", "results_table")}),
+        ("Progress", {"fields": ("progress", "skipped", "download", "changes_table", "results_table")}),
         ("Timing", {"fields": ("created_at", "finished_at")}),
         ("Error", {"fields": ("error_display",)}),
     )
     readonly_fields = (
         "operation", "pool", "actor", "params", "status", "progress", "skipped", "changes_table", "created_at",
-        "finished_at", "error_display", "results_table",
+        "finished_at", "error_display", "results_table", "download",
     )
+    change_list_template = "admin/directory/bulkjob/change_list.html"
+
+    def get_urls(self):
+        return [*bulkjob_urls(self), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_restore": request.user.has_perm(RESTORE_PERMISSION)}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="file")
+    def download(self, obj):
+        if obj.operation != BulkJob.Operation.BACKUP_USERS:
+            return EMPTY
+        if obj.status != BulkJob.Status.DONE:
+            return "Being written…"
+        results = obj.results or {}
+        summary = (f"{results.get('users', 0):,} users, {results.get('groups', 0):,} groups, "
+                   f"{results.get('memberships', 0):,} memberships, {results.get('bytes', 0):,} bytes")
+        return format_html('<a class="button" href="{}">Download {}</a> {}',
+                           reverse("admin:directory_bulkjob_download", args=[obj.pk]),
+                           (obj.params or {}).get("format", "json").upper(), summary)
+
 
     def get_queryset(self, request):
         # Counted per changelist page (GROUP BY over the page's jobs).
@@ -67,7 +91,12 @@ class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         rows = results.get("rows") or {}
         if not rows:
             return EMPTY
-        counts = ", ".join(f"{k} {results.get(k, 0):,}" for k in ("created", "skipped", "failed"))
+        kinds = ("created", "updated", "skipped", "failed") if "updated" in results else (
+            "created", "skipped", "failed")
+        counts = ", ".join(f"{k} {results.get(k, 0):,}" for k in kinds)
+        groups = results.get("groups")
+        if isinstance(groups, dict) and groups:
+            counts += "; groups: " + ", ".join(f"{name} {state}" for name, state in sorted(groups.items()))
         table = rows_table(
             ("row", "outcome", "user", "e-mail", "detail"),
             [

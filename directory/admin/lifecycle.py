@@ -48,7 +48,7 @@ class PoolDeleteForm(forms.Form):
 # The pool views that change Cognito (by URL name): a gone pool refuses them.
 CHANGES_COGNITO = frozenset({
     "schedule", "create_test_user", "create_test_users", "sync", "settings", "messages", "messages_preview",
-    "messages_test_send", "messages_restore",
+    "messages_test_send", "messages_restore", "restore",
 })
 
 
@@ -133,7 +133,7 @@ class PoolLifecycleMixin(NoBulkDeleteMixin):
         if pool is not None and pool.is_gone:
             # Nothing left to sync, edit or create in Cognito: only the history.
             for key in ("can_sync", "can_edit_settings", "can_edit_messages", "can_create_test_user",
-                        "can_create_test_users", "can_clone"):
+                        "can_create_test_users", "can_restore"):
                 extra_context[key] = False
             extra_context["pool_gone"] = True
         return super().change_view(request, object_id, form_url, extra_context)

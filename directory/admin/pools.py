@@ -24,6 +24,7 @@ from ..models import MfaConfiguration, PendingChange, SyncRun, UserPool
 from ..services import pools as pool_services
 from ..sync import schedule
 from . import pool_page
+from .backups import pool_urls as backup_pool_urls
 from .base import MirrorAdmin
 from .groups import add_errors
 from .lifecycle import PoolLifecycleMixin
@@ -391,6 +392,7 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
             *message_urls(self),
             path("<path:object_id>/messages-sent/", self.admin_site.admin_view(partial(messages_sent_view, self)),
                  name=f"{self.opts.app_label}_{self.opts.model_name}_messages_sent"),
+            *backup_pool_urls(self),
         ]), *super().get_urls()]
 
     def has_add_permission(self, request, obj=None):
@@ -427,6 +429,10 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
             "can_add_pool": self.has_add_permission(request),
             "clone_url": f"{reverse('admin:directory_userpool_add')}?like={object_id}",
             "can_add_client": request.user.has_perm("directory.add_appclient"),
+            "can_backup": request.user.has_perm("directory.backup_cognitouser"),
+            "backup_url": reverse("admin:directory_userpool_backup", args=[object_id]),
+            "can_restore": request.user.has_perm("directory.restore_cognitouser"),
+            "restore_url": reverse("admin:directory_userpool_restore", args=[object_id]),
             "add_client_url": f"{reverse('admin:directory_appclient_add')}?pool={object_id}",
             **test_user_context(self, request, object_id),
         }

@@ -24,12 +24,14 @@ from ..models import AuditEvent, BulkJob, CognitoGroup, CognitoUser, PendingChan
 from ..services import bulk as bulk_services
 from ..services import users as user_services
 from ..validation import E164
+from .backups import BackupActionsMixin
 from .base import MirrorAdmin
 from .filters import GroupFilter
 from .forms_users import GroupChoiceForm, UserAttributesForm
 from .outcome import report_change
 from .paginator import CappedCountPaginator
 from .resend import code_delivery_display, resend_code_action, resend_code_single, resend_tools
+from .user_search import AttributeSearchMixin
 from .widgets import EMPTY, changes_table, mapping_table, pretty_json, rows_table
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -47,7 +49,7 @@ BulkOperation = BulkJob.Operation
 
 
 @admin.register(CognitoUser)
-class CognitoUserAdmin(MirrorAdmin):
+class CognitoUserAdmin(BackupActionsMixin, AttributeSearchMixin, MirrorAdmin):
     list_display = (
         "username", "email", "name", "status", "enabled", "email_verified", "pool", "remote_modified_at",
     )
@@ -90,6 +92,7 @@ class CognitoUserAdmin(MirrorAdmin):
     actions = (
         "enable_users", "disable_users", "reset_password", "confirm_sign_up", "mark_email_verified",
         "add_to_group", "remove_from_group", "delete_in_cognito", "export_csv", "resend_code",
+        "backup_pool_json", "backup_pool_csv",
     )
 
     def get_search_results(self, request, queryset, search_term):
