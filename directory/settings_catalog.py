@@ -78,8 +78,6 @@ def document_from_pool(pool: UserPool) -> Document:
     """The pool's document as the mirror holds it (its columns win over `raw`)."""
     record: dict[str, Any] = {k: v for k, v in (pool.raw or {}).items() if k not in _SMS_KEYS}
     policy = dict(pool.password_policy or {})
-    if pool.temporary_password_validity_days is not None:
-        policy.setdefault("TemporaryPasswordValidityDays", pool.temporary_password_validity_days)
     admin_create = dict(pool.admin_create_user_config or {})
     admin_create["AllowAdminCreateUserOnly"] = bool(pool.allow_admin_create_user_only)
     record.update({
@@ -262,7 +260,13 @@ def display_rows(pool: UserPool) -> list[tuple[str, str, str, str]]:
     for setting in POOL_CATALOGUE:
         if setting.extra.get("hidden"):
             continue
-        rows.append((setting.section, setting.label, setting.display(setting.read(document)), setting.locked_reason))
+        value = setting.read(document)
+        labels = {str(k): str(v) for k, v in getattr(setting.field(), "choices", ()) if k != ""}
+        if labels and isinstance(value, list):
+            value = [labels.get(str(v), v) for v in value]
+        elif labels and value not in ("", None):
+            value = labels.get(str(value), value)
+        rows.append((setting.section, setting.label, setting.display(value), setting.locked_reason))
     return rows
 
 

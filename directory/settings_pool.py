@@ -99,6 +99,14 @@ def _policy(name: str, key: str, label: str, help: str, field: Any, default: Any
                    default=default, absent=absent)
 
 
+def _read_temporary_days(document: Document) -> int:
+    days = get_path(document, f"{_POLICY}.TemporaryPasswordValidityDays")
+    if days is None:
+        # Older pools keep it in AdminCreateUserConfig; Cognito's default is 7.
+        days = get_path(document, "AdminCreateUserConfig.UnusedAccountValidityDays")
+    return 7 if days is None else days
+
+
 # MFA ---------------------------------------------------------------------------------------------------
 
 MFA_METHODS = [("SOFTWARE_TOKEN", "Authenticator apps"), ("SMS", "SMS message"), ("EMAIL", "E-mail message")]
@@ -487,8 +495,9 @@ POOL_CATALOGUE: tuple[Setting, ...] = (
     _policy("require_lowercase", "RequireLowercase", "Require a lowercase letter", "", boolean(), True, False),
     _policy("require_numbers", "RequireNumbers", "Require a number", "", boolean(), True, False),
     _policy("require_symbols", "RequireSymbols", "Require a symbol", "", boolean(), True, False),
-    _policy("temporary_password_validity_days", "TemporaryPasswordValidityDays",
-            "Temporary passwords expire after (days)", "0 to 365 days.", integer(0, 365), 7, 7),
+    Setting("temporary_password_validity_days", "Temporary passwords expire after (days)", "0 to 365 days.",
+            "Password policy", f"{_POLICY}.TemporaryPasswordValidityDays", integer(0, 365), unit=_POLICY,
+            default=7, reader=_read_temporary_days),
     Setting("mfa_configuration", "Multi-factor authentication",
             "OFF: no MFA; OPTIONAL: users may turn it on; ON: required at every sign-in (needs a method).",
             "Multi-factor authentication", "MfaConfiguration",
@@ -500,7 +509,8 @@ POOL_CATALOGUE: tuple[Setting, ...] = (
             MFA_KEY, multiple(MFA_METHODS), call=SET_MFA_CONFIG, default=[], reader=_read_methods,
             writer=_write_methods, rules=(_email_mfa_rules,)),
     Setting("mfa_sms_message", "SMS MFA message", "The SMS with the sign-in code: 6-140 characters with {####}.",
-            "Multi-factor authentication", f"{MFA_KEY}.SmsMfaConfiguration.SmsAuthenticationMessage", text(140, strip=False),
+            "Multi-factor authentication", f"{MFA_KEY}.SmsMfaConfiguration.SmsAuthenticationMessage",
+            text(140, strip=False),
             call=SET_MFA_CONFIG, unit=MFA_KEY, default=DEFAULT_SMS_MFA_MESSAGE, reader=_sms_reader,
             writer=_sms_writer, extra={"units": ("SmsAuthenticationMessage",)},
             rules=(_when_method("SMS", "SmsVerificationMessageType", "The SMS MFA message"),)),

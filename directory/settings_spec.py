@@ -148,6 +148,8 @@ def _without_none(value: Any) -> Any:
 def normalise_document(record: dict[str, Any], mfa: dict[str, Any] | None = None) -> Document:
     """A DescribeUserPool record (+ GetUserPoolMfaConfig's answer) as a comparable document."""
     document = _without_none(copy.deepcopy(record))
+    for key in [k for k, v in document.items() if v in ({}, [], "")]:
+        document.pop(key)
     for key, value in DOCUMENT_DEFAULTS.items():
         document.setdefault(key, value)
     admin_create = document.setdefault("AdminCreateUserConfig", {})
@@ -156,8 +158,6 @@ def normalise_document(record: dict[str, Any], mfa: dict[str, Any] | None = None
     if isinstance(schema, list):
         document[SCHEMA_KEY] = {a["Name"]: {k: v for k, v in a.items() if k != "Name"} for a in schema}
     document[MFA_KEY] = normalise_mfa(mfa)
-    for key in [k for k, v in document.items() if v in ({}, [], "") and k not in (MFA_KEY, "AdminCreateUserConfig")]:
-        document.pop(key)
     return document
 
 
@@ -174,6 +174,9 @@ def differences(expected: Any, actual: Any, *, skip: set[tuple[str, ...]], prefi
     """Dotted paths where `actual` differs from `expected`, not descending into `skip` paths."""
     if prefix in skip:
         return []
+    if isinstance(expected, dict) or isinstance(actual, dict):
+        expected = expected if isinstance(expected, dict) else {} if expected is None else expected
+        actual = actual if isinstance(actual, dict) else {} if actual is None else actual
     if isinstance(expected, dict) and isinstance(actual, dict):
         found: list[str] = []
         for key in sorted(set(expected) | set(actual)):

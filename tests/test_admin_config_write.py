@@ -365,7 +365,8 @@ def test_pool_settings_reach_cognito(admin_client, cognito, emu, mirrored, djang
 def test_pool_mfa_on(admin_client, cognito, emu, mirrored, django_capture_on_commit_callbacks):
     pool, _ = mirrored
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(url("userpool", "settings", pool.pk), settings_form(pool, mfa_configuration="ON", mfa_methods=["SOFTWARE_TOKEN"]))
+        response = admin_client.post(url("userpool", "settings", pool.pk), settings_form(
+            pool, mfa_configuration="ON", mfa_methods=["SOFTWARE_TOKEN"]))
     assert response.status_code == HTTPStatus.FOUND
     assert PendingChange.objects.get(operation="pool.update").status == "applied"
     assert cognito.describe_user_pool(UserPoolId=pool.pool_id)["UserPool"]["MfaConfiguration"] == "ON"
