@@ -240,7 +240,8 @@ def create_request_parts(values: dict[str, Any]) -> dict[str, Any]:
         if key == "Name":
             create["PoolName"] = value
         elif key == SCHEMA_KEY:
-            create["Schema"] = value
+            # CreateUserPool names custom attributes without the `custom:` Cognito puts in front.
+            create["Schema"] = [{**a, "Name": a["Name"].removeprefix("custom:")} for a in value]
         elif key == "UsernameConfiguration":
             create["UsernameConfiguration"] = value
         else:
