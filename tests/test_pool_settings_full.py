@@ -281,7 +281,9 @@ def test_locked_settings_are_shown_with_the_reason_and_refused(admin_client, sho
     assert not PendingChange.objects.exists()
 
 
-def test_email_sign_in_survives_settings_and_messages_saves(admin_client, emu, shop, django_capture_on_commit_callbacks):
+def test_email_sign_in_survives_settings_and_messages_saves(
+    admin_client, emu, shop, django_capture_on_commit_callbacks
+):
     pool, client_id = shop
     change = save(admin_client, pool, django_capture_on_commit_callbacks, minimum_length="11")
     assert change.status == "applied", change.last_error
@@ -293,7 +295,8 @@ def test_email_sign_in_survives_settings_and_messages_saves(admin_client, emu, s
             **VALID_MESSAGES, "remote_hash": review.context["remote_hash"], "_confirm": "1"})
     assert response.status_code == HTTPStatus.FOUND
     messages_change = PendingChange.objects.filter(pool=pool).order_by("-pk").first()
-    assert messages_change.operation != "pool.update" and messages_change.status == "applied", messages_change.last_error
+    assert messages_change.operation != "pool.update"
+    assert messages_change.status == "applied", messages_change.last_error
     remote = described(emu, pool)
     assert remote["UsernameAttributes"] == ["email"] and remote["UsernameConfiguration"] == {"CaseSensitive": False}
     assert email_signs_in(emu, client_id)
@@ -398,3 +401,88 @@ def test_create_request_parts_make_the_pool_the_settings_describe(emu):
     assert remote["AutoVerifiedAttributes"] == ["email"]
     assert remote["UserAttributeUpdateSettings"] == {"AttributesRequireVerificationBeforeUpdate": ["email"]}
 
+
+
+# The emulator keeps what Cognito keeps -------------------------------------------------------------------
+
+
+def _code(exc_info) -> str:
+    return exc_info.value.response["Error"]["Code"]
+
+
+def test_emulator_update_keeps_identifiers_case_and_schema(emu):
+    from botocore.exceptions import ClientError
+
+    pool_id = create_pool(emu, name="alias", AliasAttributes=["email", "preferred_username"],
+                          UsernameConfiguration={"CaseSensitive": True},
+                          DeviceConfiguration={"DeviceOnlyRememberedOnUserPrompt": True},
+                          UserAttributeUpdateSettings={"AttributesRequireVerificationBeforeUpdate": ["email"]})
+    before = emu.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    emu.update_user_pool(UserPoolId=pool_id, AutoVerifiedAttributes=["email"],
+                         DeviceConfiguration={"ChallengeRequiredOnNewDevice": True})
+    after = emu.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    assert after["AliasAttributes"] == ["email", "preferred_username"]
+    assert after["UsernameConfiguration"] == {"CaseSensitive": True}
+    assert after["SchemaAttributes"] == before["SchemaAttributes"]
+    # What UpdateUserPool carries is reset to the request, as Cognito does.
+    assert after["DeviceConfiguration"] == {"ChallengeRequiredOnNewDevice": True}
+    assert "UserAttributeUpdateSettings" not in after
+    emu.add_custom_attributes(UserPoolId=pool_id, CustomAttributes=[{"Name": "tier", "AttributeDataType": "String"}])
+    schema = emu.describe_user_pool(UserPoolId=pool_id)["UserPool"]["SchemaAttributes"]
+    assert "custom:tier" in {a["Name"] for a in schema}
+    with pytest.raises(ClientError) as exc:
+        emu.add_custom_attributes(UserPoolId=pool_id,
+                                  CustomAttributes=[{"Name": "tier", "AttributeDataType": "String"}])
+    assert _code(exc) == "InvalidParameterException"
+    with pytest.raises(ClientError) as exc:
+        emu.add_custom_attributes(UserPoolId=pool_id, CustomAttributes=[
+            {"Name": f"a{i}", "AttributeDataType": "String"} for i in range(50)])
+    assert _code(exc) == "LimitExceededException"
+
+
+def test_emulator_mfa_config_as_cognito_checks_it(emu):
+    from botocore.exceptions import ClientError
+
+    pool_id = create_pool(emu, name="mfa")
+    for params in (
+        {"MfaConfiguration": "ON"},
+        {"MfaConfiguration": "OPTIONAL", "SoftwareTokenMfaConfiguration": {"Enabled": False}},
+        {"MfaConfiguration": "ON", "SmsMfaConfiguration": {"SmsAuthenticationMessage": "{####}"}},
+        {"MfaConfiguration": "ON", "EmailMfaConfiguration": {"Message": "code {####}", "Subject": "code"}},
+    ):
+        with pytest.raises(ClientError) as exc:
+            emu.set_user_pool_mfa_config(UserPoolId=pool_id, **params)
+        assert _code(exc) == "InvalidParameterException", params
+    assert emu.get_user_pool_mfa_config(UserPoolId=pool_id)["MfaConfiguration"] == "OFF"
+    emu.update_user_pool(UserPoolId=pool_id, UserPoolTier="LITE", EmailConfiguration={
+        "EmailSendingAccount": "DEVELOPER", "SourceArn": SES})
+    with pytest.raises(ClientError) as exc:
+        emu.set_user_pool_mfa_config(UserPoolId=pool_id, MfaConfiguration="ON",
+                                     EmailMfaConfiguration={"Message": "code {####}", "Subject": "code"})
+    assert _code(exc) == "FeatureUnavailableInTierException"
+    emu.update_user_pool(UserPoolId=pool_id, UserPoolTier="ESSENTIALS", EmailConfiguration={
+        "EmailSendingAccount": "DEVELOPER", "SourceArn": SES}, SmsConfiguration={"SnsCallerArn": SMS_ROLE})
+    emu.set_user_pool_mfa_config(
+        UserPoolId=pool_id, MfaConfiguration="ON", SoftwareTokenMfaConfiguration={"Enabled": True},
+        SmsMfaConfiguration={"SmsAuthenticationMessage": "Code {####}"},
+        EmailMfaConfiguration={"Message": "code {####}", "Subject": "code"})
+    mfa = emu.get_user_pool_mfa_config(UserPoolId=pool_id)
+    assert mfa["MfaConfiguration"] == "ON" and mfa["EmailMfaConfiguration"]["Subject"] == "code"
+    assert mfa["SmsMfaConfiguration"]["SmsConfiguration"]["SnsCallerArn"] == SMS_ROLE
+    described_pool = emu.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    assert described_pool["MfaConfiguration"] == "ON" and described_pool["SmsAuthenticationMessage"] == "Code {####}"
+
+
+def test_emulator_tags(emu):
+    from botocore.exceptions import ClientError
+
+    pool_id = create_pool(emu, name="tags", UserPoolTags={"team": "shop"})
+    arn = emu.describe_user_pool(UserPoolId=pool_id)["UserPool"]["Arn"]
+    assert emu.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"team": "shop"}
+    emu.tag_resource(ResourceArn=arn, Tags={"env": "prod", "team": "web"})
+    emu.untag_resource(ResourceArn=arn, TagKeys=["env", "missing"])
+    assert emu.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"team": "web"}
+    assert emu.describe_user_pool(UserPoolId=pool_id)["UserPool"]["UserPoolTags"] == {"team": "web"}
+    with pytest.raises(ClientError) as exc:
+        emu.tag_resource(ResourceArn=arn.replace(pool_id, "us-east-1_missing00"), Tags={"a": "b"})
+    assert _code(exc) == "ResourceNotFoundException"
