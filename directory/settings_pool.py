@@ -475,7 +475,8 @@ def _read_required(document: Document) -> list[str]:
 def _write_required(document: Document, value: list[str]) -> None:
     schema = dict(document.get(SCHEMA_KEY) or {})
     for name in value or []:
-        schema[name] = {**schema.get(name, {"AttributeDataType": "String", "Mutable": True}), "Required": True}
+        kind = "Number" if name == "updated_at" else "String"
+        schema[name] = {**schema.get(name, {"AttributeDataType": kind, "Mutable": True}), "Required": True}
     document[SCHEMA_KEY] = schema
 
 
