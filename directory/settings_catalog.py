@@ -14,12 +14,23 @@ From these entries come:
 - the mirror (directory/mirror.py writes a change's units into the pool's document and re-derives
   the columns).
 
-For a create form (the console's "Create user pool"): `form_fields(names)` builds Django form fields
-for any set of catalogue settings with the console's defaults as initial values (`EDITABLE` is
-"every setting of the Settings page"), and `create_request_parts(values)` turns the cleaned values
-into `{"create": CreateUserPool keyword arguments (tags in UserPoolTags), "mfa": SetUserPoolMfaConfig
-keyword arguments to send once the pool exists (without UserPoolId), or None}`.
+For a create form (the console's "Create user pool"), two functions:
 
+(a) `form_fields(settings, initial=None)` -> {name: django form field} for any catalogue settings
+    (entries or names), labelled and explained by the catalogue, initial = the console's default
+    for a new pool (or `initial`'s value: a clone passes `read_values(document_from_pool(pool))`).
+    `EDITABLE` is "every setting of the Settings page"; the creation-only entries are
+    `sign_in_identifiers`, `case_sensitive`, `required_attributes` (their help says they can never
+    change). `check_values(values)` applies the same cross-setting rules as the Settings page.
+(b) `create_request_parts(values)` turns cleaned values of such fields into
+    `{"create": CreateUserPool keyword arguments, "mfa": SetUserPoolMfaConfig keyword arguments
+    (without UserPoolId) or None}`: send `create_user_pool(**parts["create"])`, then, if
+    `parts["mfa"]`, `set_user_pool_mfa_config(UserPoolId=<new id>, **parts["mfa"])` (CreateUserPool
+    carries MFA OFF until a method exists). Tags travel in UserPoolTags, `add_custom_attributes`
+    in Schema; settings not in `values` keep Cognito's defaults.
+
+The entries themselves are in settings_pool.py (`POOL_CATALOGUE`, in the console's order); what an
+entry is, and the pool document, in settings_spec.py.
 Adding a setting is one entry in `POOL_CATALOGUE` (docs/ARCHITECTURE.md, "How to add a setting").
 """
 
@@ -52,8 +63,9 @@ __all__ = [
     "ADD_CUSTOM_ATTRIBUTES", "CLIENT_FIELD_BY_KEY", "CLIENT_SETTINGS", "CREATE_ONLY", "CUSTOM_ATTRIBUTE_TYPES",
     "EDITABLE", "LOCKED", "POOL_CATALOGUE", "POOL_SETTING_FIELDS", "POOL_SETTINGS_BY_NAME", "SECTIONS",
     "SET_MFA_CONFIG", "TAG_RESOURCE", "UPDATE_USER_POOL", "apply_values", "changed_units", "check_values",
-    "create_request_parts", "display_rows", "document_from_pool", "form_fields", "read_values",
-    "record_from_document", "same_value", "unit_value", "units_by_call",
+    "create_request_parts", "display_rows", "document_from_pool", "form_fields", "mfa_and_document",
+    "mfa_request", "read_values", "record_from_document", "same_value", "set_path", "settings_of_units",
+    "unit_value", "units_by_call",
 ]
 
 POOL_SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in POOL_CATALOGUE}
@@ -97,6 +109,11 @@ def document_from_pool(pool: UserPool) -> Document:
     if pool.username_case_sensitive is not None:
         record["UsernameConfiguration"] = {"CaseSensitive": pool.username_case_sensitive}
     return normalise_document(record, pool.mfa_methods)
+
+
+def mfa_and_document(record: dict[str, Any], mfa: dict[str, Any] | None) -> Document:
+    """Cognito's answers (DescribeUserPool's record, GetUserPoolMfaConfig) as a document."""
+    return normalise_document(record, mfa)
 
 
 def read_values(document: Document, settings: tuple[Setting, ...] = POOL_CATALOGUE) -> dict[str, Any]:
@@ -286,11 +303,3 @@ CLIENT_SETTINGS = {
     "prevent_user_existence_errors": "PreventUserExistenceErrors",
 }
 CLIENT_FIELD_BY_KEY = {key: name for name, key in CLIENT_SETTINGS.items()}
-
-
-def mfa_and_document(record: dict[str, Any], mfa: dict[str, Any] | None) -> Document:
-    """Cognito's answers (DescribeUserPool's record, GetUserPoolMfaConfig) as a document."""
-    return normalise_document(record, mfa)
-
-
-__all__ += ["mfa_and_document", "mfa_request", "set_path", "settings_of_units"]
