@@ -193,7 +193,9 @@ def differences(expected: Any, actual: Any, *, skip: set[tuple[str, ...]], prefi
 
 
 def text(max_length: int | None = None, *, strip: bool = True) -> Callable[[], forms.Field]:
-    return lambda: forms.CharField(required=False, max_length=max_length, strip=strip)
+    return lambda: forms.CharField(
+        required=False, max_length=max_length, strip=strip, widget=forms.TextInput(attrs={"class": "vTextField"})
+    )
 
 
 def choice(choices: list[tuple[str, str]], *, required: bool = True) -> Callable[[], forms.Field]:
