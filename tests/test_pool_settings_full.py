@@ -4,6 +4,7 @@ user of an e-mail sign-in pool can still sign in after any Settings or Messages 
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 
 import pytest
@@ -471,6 +472,14 @@ def test_emulator_mfa_config_as_cognito_checks_it(emu):
     assert mfa["SmsMfaConfiguration"]["SmsConfiguration"]["SnsCallerArn"] == SMS_ROLE
     described_pool = emu.describe_user_pool(UserPoolId=pool_id)["UserPool"]
     assert described_pool["MfaConfiguration"] == "ON" and described_pool["SmsAuthenticationMessage"] == "Code {####}"
+    # The emulator's state on disk keeps the e-mail method across a restart.
+    from emulator import state
+
+    state.load(json.loads(json.dumps(state.dump())))
+    restored = emu.get_user_pool_mfa_config(UserPoolId=pool_id)
+    restored.pop("ResponseMetadata")
+    mfa.pop("ResponseMetadata")
+    assert restored == mfa
 
 
 def test_emulator_tags(emu):
