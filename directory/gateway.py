@@ -269,6 +269,29 @@ class CognitoGateway:
                 return None
             raise
 
+    def get_user_pool_mfa_config(self, pool_id: str) -> dict[str, Any] | None:
+        """GetUserPoolMfaConfig (the MFA methods and their messages); None when the endpoint lacks it."""
+        try:
+            return self._call("get_user_pool_mfa_config", UserPoolId=pool_id)
+        except CognitoError as exc:
+            if exc.code in {"NotImplementedError", "InternalFailure", "InternalError", "500"}:
+                return None
+            raise
+
+    def set_user_pool_mfa_config(self, pool_id: str, params: dict[str, Any]) -> None:
+        """SetUserPoolMfaConfig: the mode and every method (an omitted method is turned off)."""
+        self._call("set_user_pool_mfa_config", UserPoolId=pool_id, **params)
+
+    def add_custom_attributes(self, pool_id: str, attributes: list[dict[str, Any]]) -> None:
+        """AddCustomAttributes (names without `custom:`); Cognito never removes or changes one."""
+        self._call("add_custom_attributes", UserPoolId=pool_id, CustomAttributes=attributes)
+
+    def tag_resource(self, arn: str, tags: dict[str, str]) -> None:
+        self._call("tag_resource", ResourceArn=arn, Tags=tags)
+
+    def untag_resource(self, arn: str, keys: list[str]) -> None:
+        self._call("untag_resource", ResourceArn=arn, TagKeys=keys)
+
     # App clients -------------------------------------------------------------------
     def list_user_pool_clients(self, pool_id: str) -> list[dict[str, Any]]:
         clients: list[dict[str, Any]] = []
@@ -449,9 +472,6 @@ class CognitoGateway:
         """CreateUserPool; returns Cognito's `UserPool` record (its `Id` exists only from here on)."""
         return self._call("create_user_pool", **params)["UserPool"]
 
-    def set_user_pool_mfa_config(self, params: dict[str, Any]) -> dict[str, Any]:
-        """SetUserPoolMfaConfig: the MFA mode together with its methods."""
-        return self._call("set_user_pool_mfa_config", **params)
 
     def create_user_pool_client(self, params: dict[str, Any]) -> dict[str, Any]:
         """CreateUserPoolClient; returns the `UserPoolClient` record, `ClientSecret` included when one

@@ -110,8 +110,25 @@ def _truthy(value: Any) -> bool:
 # Pools ---------------------------------------------------------------------------------
 
 
-def pool_fields(record: Mapping[str, Any], *, region: str) -> dict[str, Any]:
-    """Model fields of a UserPool from DescribeUserPool's `UserPool`."""
+def normalise_mfa(mfa: Mapping[str, Any] | None) -> dict[str, Any]:
+    """GetUserPoolMfaConfig's methods as the mirror keeps them: a disabled method is absent, and the
+    SMS method's copy of the pool's SmsConfiguration is left out (the pool's own is the setting)."""
+    methods = {k: v for k, v in jsonable(dict(mfa or {})).items() if v is not None}
+    methods.pop("MfaConfiguration", None)
+    methods.pop("ResponseMetadata", None)
+    if not (methods.get("SoftwareTokenMfaConfiguration") or {}).get("Enabled"):
+        methods.pop("SoftwareTokenMfaConfiguration", None)
+    sms = methods.get("SmsMfaConfiguration")
+    if isinstance(sms, dict):
+        methods["SmsMfaConfiguration"] = {k: v for k, v in sms.items() if k != "SmsConfiguration" and v is not None}
+    return {k: v for k, v in methods.items() if v != {} or k == "SmsMfaConfiguration"}
+
+
+def pool_fields(
+    record: Mapping[str, Any], *, region: str, mfa: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Model fields of a UserPool from DescribeUserPool's `UserPool` (and, when given,
+    GetUserPoolMfaConfig's answer: the MFA methods)."""
     raw = jsonable(without_secrets(record))
     admin_create = raw.get("AdminCreateUserConfig") or {}
     policies = raw.get("Policies") or {}
@@ -151,6 +168,8 @@ def pool_fields(record: Mapping[str, Any], *, region: str) -> dict[str, Any]:
         "lambda_config": raw.get("LambdaConfig") or {},
         "user_attribute_update_settings": raw.get("UserAttributeUpdateSettings") or {},
         "account_recovery_setting": raw.get("AccountRecoverySetting") or {},
+        "device_configuration": raw.get("DeviceConfiguration") or {},
+        **({"mfa_methods": normalise_mfa(mfa)} if mfa is not None else {}),
         "deletion_protection": raw.get("DeletionProtection") or "",
         "user_pool_tier": raw.get("UserPoolTier") or "",
         "tags": raw.get("UserPoolTags") or {},

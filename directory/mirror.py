@@ -10,17 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .mapping import USER_TYPED_ATTRIBUTES
+from .mapping import USER_TYPED_ATTRIBUTES, pool_fields
 from .models import AppClient, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
 from .settings_catalog import (
     CLIENT_FIELD_BY_KEY,
-    INVITE_TEMPLATE_PATH,
-    PASSWORD_POLICY,
     POOL_SETTING_FIELDS,
-    POOL_SETTINGS_BY_PATH,
-    TEMPORARY_PASSWORD_DAYS,
-    VERIFICATION_TEMPLATE_PATH,
+    document_from_pool,
+    record_from_document,
+    set_path,
 )
+from .settings_spec import MFA_KEY, SCHEMA_KEY
 
 _BOOL_ATTRS = {"email_verified", "phone_number_verified"}
 
@@ -40,19 +39,17 @@ def set_user_attribute(user: CognitoUser, name: str, value: str | None) -> None:
 
 
 def set_pool_values(pool: UserPool, values: dict[str, Any]) -> None:
-    """Apply UpdateUserPool paths -> values to an unsaved pool (keys it does not mirror are skipped)."""
+    """Apply a change's units (paths in the pool document -> values) to an unsaved pool: written into
+    the document the mirror holds, and every settings column derived from it again as a pull would."""
+    document = document_from_pool(pool)
     for path, value in values.items():
-        if path == PASSWORD_POLICY.api_path:
-            pool.password_policy = value
-            setattr(pool, TEMPORARY_PASSWORD_DAYS, (value or {}).get("TemporaryPasswordValidityDays"))
-        elif path in POOL_SETTINGS_BY_PATH:
-            setattr(pool, POOL_SETTINGS_BY_PATH[path].name, value)
-        elif path == VERIFICATION_TEMPLATE_PATH:
-            pool.verification_message_template = value or {}
-        elif path == INVITE_TEMPLATE_PATH:
-            config = dict(pool.admin_create_user_config or {})
-            config.pop("InviteMessageTemplate", None)
-            pool.admin_create_user_config = {**config, **({"InviteMessageTemplate": value} if value else {})}
+        if path.startswith(SCHEMA_KEY + ".") and value is not None:
+            value = {**(document.get(SCHEMA_KEY, {}).get(path.split(".", 1)[1]) or {}), **value}
+        set_path(document, path, value)
+    record = record_from_document(document)
+    fields = pool_fields(record, region=pool.region, mfa=document.get(MFA_KEY) or {})
+    for name in POOL_SETTING_FIELDS:
+        setattr(pool, name, fields[name])
 
 
 def save_pool_settings(pool: UserPool) -> None:

@@ -57,6 +57,9 @@ class UserPool(models.Model):
     lambda_config = models.JSONField(default=dict, blank=True)
     user_attribute_update_settings = models.JSONField(default=dict, blank=True)
     account_recovery_setting = models.JSONField(default=dict, blank=True)
+    device_configuration = models.JSONField(default=dict, blank=True)
+    # GetUserPoolMfaConfig's methods (authenticator app, SMS, e-mail); the mode is mfa_configuration.
+    mfa_methods = models.JSONField(default=dict, blank=True)
     deletion_protection = models.CharField(max_length=16, blank=True)
     user_pool_tier = models.CharField(max_length=16, blank=True)
     tags = models.JSONField(default=dict, blank=True)

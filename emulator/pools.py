@@ -7,7 +7,7 @@
 - A full-config UpdateUserPool keeps what the request cannot carry (sign-in identifiers, case
   sensitivity, schema, name unless PoolName is given: botocore's UserPoolType members that
   UpdateUserPoolRequest lacks), resets the rest as Cognito does, and moves LastModifiedDate.
-- MFA reads the same through DescribeUserPool and GetUserPoolMfaConfig.
+- MFA reads the same through DescribeUserPool and GetUserPoolMfaConfig (pool_config.py sets it).
 - DeleteUserPool is refused while deletion protection is ACTIVE.
 - ExplicitAuthFlows never mixes legacy and ALLOW_ values (Cognito refuses it).
 - GET /<pool id>/.well-known/jwks.json and openid-configuration answer for the pool's tokens.
@@ -161,21 +161,6 @@ def update_user_pool(environ: Environ, params: dict[str, Any], app: WSGIApp) -> 
     config["MfaConfiguration"] = pool.mfa_config
     pool.last_modified_date = datetime.now(UTC).replace(tzinfo=None)
     return {}
-
-
-def set_user_pool_mfa_config(environ: Environ, start_response: StartResponse, app: WSGIApp) -> Iterable[bytes]:
-    """moto's SetUserPoolMfaConfig, then DescribeUserPool's MfaConfiguration says the same."""
-    try:
-        params = read_params(environ)
-        with STATE_LOCK:
-            status, headers, data = call_through(app, environ, read_body(environ))
-            if status.startswith("200"):
-                pool = find_pool(request_region(environ), params.get("UserPoolId") or "")
-                pool.extended_config["MfaConfiguration"] = pool.mfa_config
-                pool.last_modified_date = datetime.now(UTC).replace(tzinfo=None)
-    except CognitoError as exc:
-        return error_response(start_response, exc)
-    return relay(start_response, status, headers, data)
 
 
 def check_flows(flows: Iterable[str] | None) -> None:

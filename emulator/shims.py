@@ -9,14 +9,15 @@ differs from Cognito in ways client SDKs and this project notice:
 - accounts (accounts.py): sign-up rules, codes that must match, password policy everywhere,
   ResendConfirmationCode (moto has none), an AdminCreateUser RESEND that keeps the user,
   UserLastModifiedDate moving as Cognito moves it;
-- pools (pools.py): Cognito-shaped ids, UpdateUserPool keeping what Cognito keeps, MFA settings
-  that agree, well-known endpoints;
+- pools (pools.py): Cognito-shaped ids, UpdateUserPool keeping what Cognito keeps, well-known
+  endpoints; pool settings (pool_config.py): MFA methods with e-mail MFA and Cognito's
+  prerequisites, tags (TagResource, UntagResource, ListTagsForResource), AddCustomAttributes limits;
 - the message log (messages.py): what Cognito would have sent, at /_emulator/messages.
 """
 
 from __future__ import annotations
 
-from . import accounts, pools, signin
+from . import accounts, pool_config, pools, signin
 from .messages import MESSAGE_LOG, MESSAGES_PATH, MessageLog, mask_destination, messages_endpoint
 from .protocol import Handler, target
 
@@ -41,7 +42,12 @@ SHIMS: dict[str, Handler] = {
     target("CreateUserPool"): pools.create_user_pool,
     target("UpdateUserPool"): pools.update_user_pool,
     target("DeleteUserPool"): pools.delete_user_pool,
-    target("SetUserPoolMfaConfig"): pools.set_user_pool_mfa_config,
+    target("SetUserPoolMfaConfig"): pool_config.set_user_pool_mfa_config,
+    target("GetUserPoolMfaConfig"): pool_config.get_user_pool_mfa_config,
+    target("AddCustomAttributes"): pool_config.add_custom_attributes,
+    target("TagResource"): pool_config.tag_resource,
+    target("UntagResource"): pool_config.untag_resource,
+    target("ListTagsForResource"): pool_config.list_tags_for_resource,
     target("CreateUserPoolClient"): pools.create_user_pool_client,
     target("UpdateUserPoolClient"): pools.update_user_pool_client,
 }

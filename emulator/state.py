@@ -89,6 +89,8 @@ def dump_pool(pool: Any) -> dict[str, Any]:
         users.append(record)
     return {
         **{name: getattr(pool, name) for name in _POOL_FIELDS},
+        # E-mail MFA (pool_config.py): moto's pool has no such attribute.
+        "email_mfa_config": getattr(pool, "email_mfa_config", None),
         **_dates(pool),
         "schema_attributes": [dict(a.__dict__) for a in list(pool.schema_attributes.values())],
         "clients": [
@@ -140,6 +142,7 @@ def load_pool(account_id: str, region: str, data: dict[str, Any]) -> Any:
     pool = _new(CognitoIdpUserPool, {"account_id": account_id, "region": region})
     for name in _POOL_FIELDS:
         setattr(pool, name, data[name])
+    pool.email_mfa_config = data.get("email_mfa_config")
     _restore_dates(pool, data)
     pool.schema_attributes = {a["name"]: _new(CognitoIdpUserPoolAttribute, a) for a in data["schema_attributes"]}
     pool.clients = {c["id"]: _new(CognitoIdpUserPoolClient, c) for c in data["clients"]}

@@ -13,6 +13,7 @@ from directory.models import AppClient, AuditEvent, CognitoGroup, PendingChange,
 from directory.sync.pull import pull_pool
 from directory.sync.push import apply_change
 from tests.cognito_helpers import create_pool, create_user
+from tests.settings_helpers import settings_post
 
 pytestmark = pytest.mark.django_db
 
@@ -319,21 +320,8 @@ def test_mirror_keeps_token_validity_units(cognito, mirrored):
 
 
 def settings_form(pool: UserPool, **overrides) -> dict:
-    policy = pool.password_policy
-    data = {
-        "minimum_length": policy.get("MinimumLength"),
-        "temporary_password_validity_days": policy.get("TemporaryPasswordValidityDays", 7),
-        "mfa_configuration": pool.mfa_configuration,
-        "deletion_protection": pool.deletion_protection or "INACTIVE",
-    }
-    for name, key in (("require_uppercase", "RequireUppercase"), ("require_lowercase", "RequireLowercase"),
-                      ("require_numbers", "RequireNumbers"), ("require_symbols", "RequireSymbols")):
-        if policy.get(key):
-            data[name] = "on"
-    if not pool.allow_admin_create_user_only:
-        data["self_sign_up"] = "on"
-    data.update(overrides)
-    return {k: v for k, v in data.items() if v is not None}
+    """The Settings page's POST as it renders for the pool, with `overrides` (None: an unticked box)."""
+    return settings_post(pool, **overrides)
 
 
 def test_pool_change_page_links_settings(admin_client, mirrored):
@@ -346,13 +334,13 @@ def test_pool_change_page_links_settings(admin_client, mirrored):
     assert 'name="minimum_length"' in page.content.decode()
 
 
-def test_pool_settings_reach_cognito(admin_client, cognito, mirrored, django_capture_on_commit_callbacks):
+def test_pool_settings_reach_cognito(admin_client, cognito, emu, mirrored, django_capture_on_commit_callbacks):
     pool, _ = mirrored
     data = settings_form(
         pool, minimum_length="12", require_symbols="on", temporary_password_validity_days="3",
-        mfa_configuration="OPTIONAL", self_sign_up=None, deletion_protection="ACTIVE",
+        mfa_configuration="OPTIONAL", mfa_methods=["SOFTWARE_TOKEN"], self_sign_up=None,
+        deletion_protection="ACTIVE",
     )
-    data.pop("self_sign_up", None)
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(url("userpool", "settings", pool.pk), data)
     assert response.status_code == HTTPStatus.FOUND, response.context and response.context["form"].errors
@@ -374,10 +362,11 @@ def test_pool_settings_reach_cognito(admin_client, cognito, mirrored, django_cap
     assert pool.temporary_password_validity_days == 3
 
 
-def test_pool_mfa_on(admin_client, cognito, mirrored, django_capture_on_commit_callbacks):
+def test_pool_mfa_on(admin_client, cognito, emu, mirrored, django_capture_on_commit_callbacks):
     pool, _ = mirrored
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(url("userpool", "settings", pool.pk), settings_form(pool, mfa_configuration="ON"))
+        response = admin_client.post(url("userpool", "settings", pool.pk), settings_form(
+            pool, mfa_configuration="ON", mfa_methods=["SOFTWARE_TOKEN"]))
     assert response.status_code == HTTPStatus.FOUND
     assert PendingChange.objects.get(operation="pool.update").status == "applied"
     assert cognito.describe_user_pool(UserPoolId=pool.pool_id)["UserPool"]["MfaConfiguration"] == "ON"

@@ -54,7 +54,8 @@ def _open_editor(page, live_server, django_user_model, pool):
     return console
 
 
-def test_edit_preview_validate_and_save(browser, eshop, cognito, sent_requests, live_server, django_user_model):
+def test_edit_preview_validate_and_save(browser, emu, eshop, cognito, sent_requests, live_server, django_user_model):
+    # Through the emulator: moto alone drops the e-mail sign-in on UpdateUserPool (the push fails the change).
     before = described(cognito, eshop)
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     console = _open_editor(page, live_server, django_user_model, eshop)

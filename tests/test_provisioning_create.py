@@ -237,7 +237,7 @@ BAD_INPUT = [
     ({"minimum_length": "5"}, "minimum_length", "between 6 and 99"),
     ({"minimum_length": "100"}, "minimum_length", "between 6 and 99"),
     ({"temporary_password_validity_days": "366"}, "temporary_password_validity_days", "0 to 365"),
-    ({"mfa_configuration": "ON", "mfa_methods": []}, "mfa_methods", "at least one method"),
+    ({"mfa_configuration": "ON", "mfa_methods": []}, "mfa_configuration", "at least one MFA method"),
     ({"mfa_configuration": "ON", "mfa_methods": ["SMS"]}, "mfa_methods", "SMS role"),
     ({"mfa_configuration": "OPTIONAL", "mfa_methods": ["EMAIL"]}, "mfa_methods", "DEVELOPER"),
     ({"mfa_configuration": "OFF", "mfa_methods": ["SOFTWARE_TOKEN"]}, "mfa_methods", "MFA is OFF"),

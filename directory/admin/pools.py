@@ -20,8 +20,7 @@ from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
 from .. import outbox
-from ..models import MfaConfiguration, PendingChange, SyncRun, UserPool
-from ..services import pools as pool_services
+from ..models import PendingChange, SyncRun, UserPool
 from ..sync import schedule
 from . import pool_page
 from .backups import pool_urls as backup_pool_urls
@@ -30,6 +29,7 @@ from .groups import add_errors
 from .lifecycle import PoolLifecycleMixin
 from .messagelog import messages_sent_view
 from .messages import message_urls
+from .pool_settings import PoolSettingsForm, pool_settings_view, settings_overview
 from .provisioning import pool_add_view
 from .testusers import test_user_context, test_user_urls
 from .widgets import EMPTY, bullet_list, changes_table, mapping_table, pretty_json, rows_table, scalar
@@ -79,82 +79,6 @@ def truncate(text: str, length: int = 80) -> str:
 
 
 PENDING_CHANGES_LIMIT = 50
-# Settings form field -> PasswordPolicy key.
-POLICY_FIELDS = {
-    "minimum_length": "MinimumLength",
-    "require_uppercase": "RequireUppercase",
-    "require_lowercase": "RequireLowercase",
-    "require_numbers": "RequireNumbers",
-    "require_symbols": "RequireSymbols",
-}
-# Service error keys -> settings form fields.
-SETTINGS_ERROR_FIELDS = {"password_policy": "minimum_length", "allow_admin_create_user_only": "self_sign_up"}
-
-
-class PoolSettingsForm(forms.Form):
-    """What the console lets operators change after a pool is created; clean() applies the service's rules."""
-
-    minimum_length = forms.IntegerField(label="Minimum password length", help_text="6 to 99 characters.")
-    require_uppercase = forms.BooleanField(required=False, label="Require an uppercase letter")
-    require_lowercase = forms.BooleanField(required=False, label="Require a lowercase letter")
-    require_numbers = forms.BooleanField(required=False, label="Require a number")
-    require_symbols = forms.BooleanField(required=False, label="Require a symbol")
-    temporary_password_validity_days = forms.IntegerField(
-        label="Temporary passwords expire after (days)", help_text="0 to 365 days."
-    )
-    mfa_configuration = forms.ChoiceField(choices=MfaConfiguration.choices, label="Multi-factor authentication")
-    self_sign_up = forms.BooleanField(
-        required=False, label="Self sign-up allowed", help_text="Off: only administrators create users."
-    )
-    deletion_protection = forms.ChoiceField(choices=[("ACTIVE", "ACTIVE"), ("INACTIVE", "INACTIVE")])
-
-    def __init__(self, *args, pool: UserPool, **kwargs):
-        self.pool = pool
-        super().__init__(*args, initial=self.initial_for(pool), **kwargs)
-        self.changes: dict[str, Any] = {}
-
-    @staticmethod
-    def initial_for(pool: UserPool) -> dict[str, Any]:
-        policy = pool.password_policy or {}
-        initial: dict[str, Any] = {name: policy.get(key) for name, key in POLICY_FIELDS.items()}
-        for name in POLICY_FIELDS:
-            if name != "minimum_length":
-                initial[name] = bool(initial[name])
-        # Cognito's default when the policy does not say (7 days).
-        days = policy.get("TemporaryPasswordValidityDays", pool.temporary_password_validity_days)
-        initial["temporary_password_validity_days"] = 7 if days is None else days
-        initial["mfa_configuration"] = pool.mfa_configuration
-        initial["self_sign_up"] = not pool.allow_admin_create_user_only
-        initial["deletion_protection"] = pool.deletion_protection or "INACTIVE"
-        return initial
-
-    def clean(self):
-        cleaned = super().clean()
-        initial = self.initial_for(self.pool)
-        changes: dict[str, Any] = {}
-        policy = {
-            key: cleaned[name] for name, key in POLICY_FIELDS.items()
-            if name in cleaned and cleaned[name] != initial[name]
-        }
-        if policy:
-            changes["password_policy"] = policy
-        days = cleaned.get("temporary_password_validity_days")
-        if days is not None and days != initial["temporary_password_validity_days"]:
-            changes["temporary_password_validity_days"] = days
-        if cleaned.get("mfa_configuration") and cleaned["mfa_configuration"] != initial["mfa_configuration"]:
-            changes["mfa_configuration"] = cleaned["mfa_configuration"]
-        if "self_sign_up" in cleaned and cleaned["self_sign_up"] != initial["self_sign_up"]:
-            changes["allow_admin_create_user_only"] = not cleaned["self_sign_up"]
-        if cleaned.get("deletion_protection") and cleaned["deletion_protection"] != initial["deletion_protection"]:
-            changes["deletion_protection"] = cleaned["deletion_protection"]
-        try:
-            pool_services.validate_pool_changes(self.pool, changes)
-        except ValidationError as exc:
-            add_errors(self, exc, aliases=SETTINGS_ERROR_FIELDS)
-        self.changes = changes
-        return cleaned
-
-
 def pending_changes_table(changes) -> Any:
     rows = []
     for change in changes:
@@ -201,7 +125,7 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
             "sms_configuration_display",
         )}),
         ("Authentication extensions", {"fields": ("lambda_triggers",)}),
-        ("Settings", {"fields": ("deletion_protection", "tags_table", "sync_schedule", "recent_sync_runs")}),
+        ("Settings", {"fields": ("settings_overview", "tags_table", "sync_schedule", "recent_sync_runs")}),
         ("History", {"fields": ("pending_changes", "audit_history")}),
         ("Mirror", {"classes": ("collapse",), "fields": (
             "content_hash", "last_synced_at", "created_at", "raw_json",
@@ -374,6 +298,10 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
     def groups(self, obj):
         return pool_page.groups_table(obj)
 
+    @admin.display(description="every setting, as the Settings page has it")
+    def settings_overview(self, obj):
+        return settings_overview(obj)
+
     @admin.display(description="raw DescribeUserPool record")
     def raw_json(self, obj):
         return pretty_json(obj.raw)
@@ -388,7 +316,8 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
             path("<path:object_id>/schedule/", self.admin_site.admin_view(self.schedule_view), name=schedule_name),
             *test_user_urls(self),
             path("<path:object_id>/sync/", self.admin_site.admin_view(self.sync_view), name=name),
-            path("<path:object_id>/settings/", self.admin_site.admin_view(self.settings_view), name=settings_name),
+            path("<path:object_id>/settings/", self.admin_site.admin_view(partial(pool_settings_view, self)),
+                 name=settings_name),
             *message_urls(self),
             path("<path:object_id>/messages-sent/", self.admin_site.admin_view(partial(messages_sent_view, self)),
                  name=f"{self.opts.app_label}_{self.opts.model_name}_messages_sent"),
@@ -456,57 +385,6 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
         return HttpResponseRedirect(
             reverse("admin:directory_userpool_change", args=[pool.pk], current_app=self.admin_site.name)
         )
-
-    # --- Settings ---------------------------------------------------------------------------------
-
-    def settings_view(self, request, object_id):
-        """Edit password policy, MFA, self sign-up and deletion protection; `admin_view` only checks
-        is_staff, so the permission is checked here. The change goes through pool_services.user_pool_update
-        (a full-config UpdateUserPool made by the worker)."""
-        pool = self.get_object(request, unquote(object_id))
-        if not self.has_edit_settings_permission(request, pool):
-            raise PermissionDenied
-        if pool is None:
-            raise Http404(f"No user pool with primary key {object_id!r}.")
-        change_url = reverse("admin:directory_userpool_change", args=[pool.pk], current_app=self.admin_site.name)
-        if request.method == "POST":
-            form = PoolSettingsForm(request.POST, pool=pool)
-            if form.is_valid():
-                try:
-                    pending = pool_services.user_pool_update(
-                        pool=pool, changes=form.changes, actor=request.user.get_username()
-                    )
-                except ValidationError as exc:
-                    add_errors(form, exc, aliases=SETTINGS_ERROR_FIELDS)
-                else:
-                    if pending is None:
-                        self.message_user(request, f"No setting of {pool} changed.", messages.INFO)
-                    else:
-                        self.message_user(request, f"Settings change of {pool} sent to Cognito.", messages.SUCCESS)
-                    return HttpResponseRedirect(change_url)
-        else:
-            form = PoolSettingsForm(pool=pool)
-        fieldsets = [
-            ("Password policy", {"fields": (
-                "minimum_length", "require_uppercase", "require_lowercase", "require_numbers", "require_symbols",
-                "temporary_password_validity_days",
-            )}),
-            ("Multi-factor authentication", {"fields": ("mfa_configuration",)}),
-            ("Sign-up", {"fields": ("self_sign_up",)}),
-            ("Deletion protection", {"fields": ("deletion_protection",)}),
-        ]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Settings of {pool.name}",
-            "opts": self.opts,
-            "original": pool,
-            "change_url": change_url,
-            "form": form,
-            "adminform": helpers.AdminForm(form, fieldsets, {}),
-            "errors": helpers.AdminErrorList(form, []),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/directory/userpool/settings.html", context)
 
     # --- Schedule ---------------------------------------------------------------------------------
 

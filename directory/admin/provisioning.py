@@ -21,6 +21,7 @@ from ..models import UserPool
 from ..services import clients as client_services
 from ..services import provisioning
 from ..services.provisioning import ClientSpec, PoolSpec
+from ..settings_catalog import POOL_SETTINGS_BY_NAME
 from ..sync.lease import sync_pool
 from .groups import add_errors
 from .widgets import LinesField
@@ -114,9 +115,12 @@ class UserPoolCreateForm(forms.Form):
             "region": regions[0] if regions else "", "application_type": "spa", "sign_in_identifiers": ["email"],
             "required_attributes": ["email"], "self_sign_up": True, "case_sensitive": False,
         }
-        settings_initial = dict(blank.initial)
+        # The Settings form's fields start at the pool's values (a clone's) or a blank pool's.
+        settings_initial = {name: field.initial for name, field in blank.fields.items()}
         if like is None:
-            settings_initial.update({k: v for k, v in provisioning.CONSOLE_DEFAULTS.items() if k in blank.fields})
+            # A new pool starts at the console's defaults (each setting's catalogue entry says them).
+            settings_initial.update({name: POOL_SETTINGS_BY_NAME[name].default for name in blank.fields
+                                     if name in POOL_SETTINGS_BY_NAME})
         else:
             initial.update(clone_initial(like))
         super().__init__(*args, initial={**settings_initial, **initial, **kwargs.pop("initial", {})}, **kwargs)
@@ -127,17 +131,9 @@ class UserPoolCreateForm(forms.Form):
         self.settings_fields: list[str] = []
         for name, field in blank.fields.items():
             # A disabled field there is a setting shown locked (creation-only): the quick setup asks for those.
-            if name not in self.fields and not field.disabled:
+            if name not in self.fields and name not in provisioning.QUICK_SETUP_SETTINGS and not field.disabled:
                 self.fields[name] = copy.deepcopy(field)
                 self.settings_fields.append(name)
-        if "mfa_methods" not in self.fields:
-            self.fields["mfa_methods"] = forms.MultipleChoiceField(
-                choices=_choices(provisioning.MFA_METHODS), widget=forms.CheckboxSelectMultiple, required=False,
-                label="MFA methods", help_text="MFA OPTIONAL or ON needs at least one; an authenticator app needs "
-                "nothing else.",
-            )
-            self.settings_fields.append("mfa_methods")
-            self.initial.setdefault("mfa_methods", [])
         self.spec: PoolSpec | None = None
 
     def fieldsets(self) -> list[tuple[str, dict[str, Any]]]:
@@ -186,12 +182,10 @@ class UserPoolCreateForm(forms.Form):
                 elif name == "__all__":
                     for error in errors:
                         self.add_error(None, error)
-        changes = dict(getattr(settings_form, "changes", {}) or {})
-        changes.pop("allow_admin_create_user_only", None)
-        changes.pop("pool_name", None)
-        methods = changes.pop("mfa_methods", None)
-        if methods is None:
-            methods = cleaned.get("mfa_methods") or []
+        # Every setting as the operator left it (the console's defaults included), not only what differs
+        # from a blank pool: CreateUserPool then holds exactly what the page showed.
+        cleaned_settings = getattr(settings_form, "cleaned_data", {}) or {}
+        changes = {name: cleaned_settings[name] for name in self.settings_fields if name in cleaned_settings}
         if self.errors:
             return cleaned
         templates: dict[str, Any] = {}
@@ -204,7 +198,7 @@ class UserPoolCreateForm(forms.Form):
             self_sign_up=cleaned["self_sign_up"], required_attributes=list(cleaned["required_attributes"]),
             return_url=cleaned["return_url"].strip(),
             custom_attributes=self._parse_custom(cleaned["custom_attributes"]),
-            settings=changes, mfa_methods=list(methods), templates=templates,
+            settings=changes, templates=templates,
         )
         try:
             provisioning.validate_pool_spec(self.spec, regions=self.regions)

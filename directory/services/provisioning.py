@@ -14,10 +14,10 @@ from .. import audit
 from ..gateway import CognitoError, CognitoGateway
 from ..mapping import client_fields, record_hash
 from ..models import AppClient, UserPool
-from ..settings_catalog import INVITE_TEMPLATE_PATH, VERIFICATION_TEMPLATE_PATH
+from ..settings_catalog import create_request_parts
 from ..validation import shape_problems, validate_urls
 from .clients import validate_client_changes
-from .pools import pool_changes_to_request, validate_pool_changes
+from .pools import validate_pool_changes
 
 APPLICATION_TYPES = {
     "spa": "Single-page application (SPA)",
@@ -32,25 +32,15 @@ STANDARD_ATTRIBUTES = (
 )
 _NUMBER_ATTRIBUTES = {"updated_at"}
 CUSTOM_ATTRIBUTE_TYPES = ("String", "Number", "DateTime", "Boolean")
-MFA_METHODS = {"SOFTWARE_TOKEN": "Authenticator app (TOTP)", "SMS": "SMS message", "EMAIL": "E-mail message"}
 SPA_FLOWS = ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 CODE_GRANT_SCOPES = ["openid", "email", "phone"]
 # Scopes about a signed-in user, which the client_credentials grant cannot carry.
 USER_SCOPES = frozenset({"openid", "email", "phone", "profile", "aws.cognito.signin.user.admin"})
-# What the console's quick setup gives a new pool, in the Settings form's field names; a setting the
-# Settings form has and this table lacks starts at what CreateUserPool does without it.
-CONSOLE_DEFAULTS: dict[str, Any] = {
-    "minimum_length": 8,
-    "require_uppercase": True,
-    "require_lowercase": True,
-    "require_numbers": True,
-    "require_symbols": True,
-    "temporary_password_validity_days": 7,
-    "mfa_configuration": "OFF",
-    "mfa_methods": [],
-    # The console turns deletion protection on for the pools it creates (the API leaves it off).
-    "deletion_protection": "ACTIVE",
-}
+# The Settings page's settings the quick setup asks for itself (under the same names).
+QUICK_SETUP_SETTINGS = frozenset({"pool_name", "self_sign_up", "add_custom_attributes"})
+# Where UpdateUserPool (and CreateUserPool) hold the message templates a clone copies.
+VERIFICATION_TEMPLATE_PATH = "VerificationMessageTemplate"
+INVITE_TEMPLATE_PATH = "AdminCreateUserConfig.InviteMessageTemplate"
 # Token validity: the console's defaults, in Cognito's default units (hours, hours, days), which are
 # the units the mirror assumes (it does not keep TokenValidityUnits).
 TOKEN_UNITS = {"AccessToken": "hours", "IdToken": "hours", "RefreshToken": "days"}
@@ -72,9 +62,9 @@ class PoolSpec:
     return_url: str = ""
     # (name without "custom:", data type) of each custom attribute.
     custom_attributes: list[tuple[str, str]] = field(default_factory=list)
-    # The Settings form's changes against a blank pool (`user_pool_update`'s vocabulary).
+    # The Settings page's values that differ from a blank pool's, by catalogue name
+    # (settings_catalog: `mfa_methods`, `tags`, `lambda_pre_sign_up`, ...).
     settings: dict[str, Any] = field(default_factory=dict)
-    mfa_methods: list[str] = field(default_factory=list)
     # Message templates copied from another pool: UpdateUserPool paths -> values.
     templates: dict[str, Any] = field(default_factory=dict)
 
@@ -247,19 +237,10 @@ def validate_pool_spec(spec: PoolSpec, *, regions: list[str]) -> None:
     except ValidationError as exc:
         for key, messages in exc.message_dict.items():
             errors.setdefault(key, []).extend(messages)
+    # MFA's prerequisites (a method, an SMS role, your SES identity) are the Settings page's rules,
+    # checked above by validate_pool_changes; a method chosen while MFA stays off is a mistake here.
     mfa = spec.settings.get("mfa_configuration", "OFF")
-    methods = set(spec.mfa_methods)
-    if methods - set(MFA_METHODS):
-        add("mfa_methods", f"Unknown MFA method(s) {', '.join(sorted(methods - set(MFA_METHODS)))}; "
-                           f"Cognito's are {', '.join(MFA_METHODS)}.")
-    if mfa in {"ON", "OPTIONAL"} and not methods:
-        add("mfa_methods", f"MFA {mfa} needs at least one method; an authenticator app (TOTP) needs nothing else.")
-    if "SMS" in methods:
-        add("mfa_methods", "SMS MFA needs an SMS role (SmsConfiguration with an IAM role for Amazon SNS); create the "
-                           "pool with an authenticator app, then set the role and SMS on its Settings page.")
-    if "EMAIL" in methods:
-        add("mfa_methods", "E-mail MFA needs e-mail sent through your own Amazon SES identity (EmailSendingAccount "
-                           "DEVELOPER) and the Essentials or Plus feature plan; set those first on the Settings page.")
+    methods = set(spec.settings.get("mfa_methods") or ())
     if methods and mfa == "OFF":
         add("mfa_methods", "MFA is OFF: choose OPTIONAL or ON to use these methods, or clear them.")
     try:
@@ -314,12 +295,27 @@ def pool_request(spec: PoolSpec) -> dict[str, Any]:
         # As the console does: Cognito sends the e-mail code, and recovers accounts by verified e-mail.
         request["AutoVerifiedAttributes"] = ["email"]
         request["AccountRecoverySetting"] = {"RecoveryMechanisms": [{"Priority": 1, "Name": "verified_email"}]}
-    _, settings = pool_changes_to_request(UserPool(), spec.settings)
-    for path, value in {**settings, **spec.templates}.items():
+    parts = create_request_parts(pool_settings(spec))
+    for key, value in parts["create"].items():
+        if key == "PoolName":
+            continue
+        if key == "Schema":
+            request.setdefault("Schema", []).extend(value)
+        elif isinstance(value, dict) and isinstance(request.get(key), dict):
+            request[key] = {**request[key], **value}
+        else:
+            request[key] = value
+    for path, value in spec.templates.items():
         _set_path(request, path, value)
-    request.pop("MfaConfiguration", None)
+    # MFA is set once the pool exists (SetUserPoolMfaConfig, with its methods): CreateUserPool says OFF.
+    request["MfaConfiguration"] = "OFF"
     request["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] = not spec.self_sign_up
     return request
+
+
+def pool_settings(spec: PoolSpec) -> dict[str, Any]:
+    """The spec's Settings-page values the CreateUserPool request carries (not those the quick setup asks)."""
+    return {name: value for name, value in spec.settings.items() if name not in QUICK_SETUP_SETTINGS}
 
 
 def pool_templates(pool: UserPool) -> dict[str, Any]:
@@ -333,14 +329,9 @@ def pool_templates(pool: UserPool) -> dict[str, Any]:
     return templates
 
 
-def mfa_request(pool_id: str, spec: PoolSpec) -> dict[str, Any] | None:
-    mfa = spec.settings.get("mfa_configuration", "OFF")
-    if mfa == "OFF":
-        return None
-    request: dict[str, Any] = {"UserPoolId": pool_id, "MfaConfiguration": mfa}
-    if "SOFTWARE_TOKEN" in spec.mfa_methods:
-        request["SoftwareTokenMfaConfiguration"] = {"Enabled": True}
-    return request
+def mfa_request(spec: PoolSpec) -> dict[str, Any] | None:
+    """SetUserPoolMfaConfig's arguments (but UserPoolId) for the new pool, or None while MFA stays off."""
+    return create_request_parts(pool_settings(spec))["mfa"]
 
 
 def user_pool_create(*, spec: PoolSpec, regions: list[str], actor: str) -> Created:
@@ -360,15 +351,15 @@ def user_pool_create(*, spec: PoolSpec, regions: list[str], actor: str) -> Creat
     pool_id = record["Id"]
     created = Created(pool=UserPool(pool_id=pool_id, region=spec.region, name=spec.pool_name))
     steps = [{"call": "CreateUserPool", "request": request}]
-    mfa = mfa_request(pool_id, spec)
+    mfa = mfa_request(spec)
     client_params = client_parameters(
         ClientSpec(client_name=spec.app_client_name, application_type=spec.application_type,
                    callback_urls=[spec.return_url] if spec.return_url else [])
     )
     try:
         if mfa is not None:
-            gateway.set_user_pool_mfa_config(mfa)
-            steps.append({"call": "SetUserPoolMfaConfig", "request": mfa})
+            gateway.set_user_pool_mfa_config(pool_id, mfa)
+            steps.append({"call": "SetUserPoolMfaConfig", "request": {"UserPoolId": pool_id, **mfa}})
         client = gateway.create_user_pool_client({"UserPoolId": pool_id, **client_params})
     except CognitoError as exc:
         created.client_error = str(exc)

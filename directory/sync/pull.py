@@ -62,6 +62,8 @@ _POOL_FIELDS = (
     "lambda_config",
     "user_attribute_update_settings",
     "account_recovery_setting",
+    "device_configuration",
+    "mfa_methods",
     "deletion_protection",
     "user_pool_tier",
     "tags",
@@ -256,7 +258,11 @@ def _record_baseline(ctx: PullContext) -> None:
 def _pull_pool(ctx: PullContext) -> None:
     ctx.report("pool")
     pool = ctx.pool
-    fields = pool_fields(ctx.gateway.describe_user_pool(pool.pool_id), region=pool.region)
+    fields = pool_fields(
+        ctx.gateway.describe_user_pool(pool.pool_id),
+        region=pool.region,
+        mfa=ctx.gateway.get_user_pool_mfa_config(pool.pool_id) or {},
+    )
     new_hash = pool_hash(fields)
     estimate = fields["estimated_number_of_users"]
     if new_hash != pool.content_hash and protected(pool, "pool", [pool.pool_id]):

@@ -46,7 +46,8 @@ from ..mapping import (
 from ..mirror import revert_mirror
 from ..models import AppClient, AuditEvent, CognitoGroup, CognitoUser, GroupMembership, PendingChange, UserPool
 from ..outbox import enqueue_change, stale_applying_seconds
-from ..settings_catalog import CLIENT_FIELD_BY_KEY, pool_fields_for_request_keys, pool_value
+from ..settings_catalog import CLIENT_FIELD_BY_KEY
+from .push_pool import pool_call, pool_columns_for_units, pool_state
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +112,6 @@ def _client_state(change: PendingChange, gw: CognitoGateway) -> State:
     described = gw.describe_user_pool_client(change.pool.pool_id, change.object_key)
     described.pop("ClientSecret", None)
     return {f: get_path(described, f) for f in change.fields}
-
-
-def _pool_state(change: PendingChange, gw: CognitoGateway) -> State:
-    described = gw.describe_user_pool(change.pool.pool_id)
-    return {f: pool_value(described, f) for f in change.fields}
 
 
 # Calls -----------------------------------------------------------------------------------------------
@@ -242,17 +238,6 @@ def _client_call(change: PendingChange, gw: CognitoGateway) -> None:
     )
 
 
-def _pool_call(change: PendingChange, gw: CognitoGateway) -> None:
-    pool_id = change.pool.pool_id
-    _full_config_call(
-        change,
-        gw,
-        operation="UpdateUserPool",
-        describe=lambda: gw.describe_user_pool(pool_id),
-        update=gw.update_user_pool,
-    )
-
-
 # Mirror refresh ---------------------------------------------------------------------------------------
 
 
@@ -365,7 +350,9 @@ def _refresh_client(change: PendingChange, gw: CognitoGateway) -> None:
 
 def _refresh_pool(change: PendingChange, gw: CognitoGateway) -> None:
     pool = UserPool.objects.get(pk=change.pool_id)
-    fields = pool_fields(gw.describe_user_pool(pool.pool_id), region=pool.region)
+    fields = pool_fields(
+        gw.describe_user_pool(pool.pool_id), region=pool.region, mfa=gw.get_user_pool_mfa_config(pool.pool_id) or {}
+    )
     before = model_values(pool, [name for name in fields if name != "pool_id"])
     for name, value in fields.items():
         setattr(pool, name, value)
@@ -373,7 +360,7 @@ def _refresh_pool(change: PendingChange, gw: CognitoGateway) -> None:
     pool.save(update_fields=[*(name for name in fields if name != "pool_id"), "content_hash"])
     _audit_seen(change, object_type="pool", object_id=pool.pool_id, object_repr=pool.name, before=before,
                 after={k: v for k, v in fields.items() if k != "pool_id"},
-                touched=pool_fields_for_request_keys(change.fields))
+                touched=pool_columns_for_units(change.fields))
 
 
 def _resend_state(change: PendingChange, gw: CognitoGateway) -> State:
@@ -425,8 +412,8 @@ HANDLERS: dict[str, Handler] = {
     Operation.GROUP_UPDATE: _GROUP,
     Operation.GROUP_DELETE: _GROUP,
     Operation.CLIENT_UPDATE: Handler(_client_state, _client_call, _refresh_client),
-    Operation.POOL_UPDATE: Handler(_pool_state, _pool_call, _refresh_pool),
-    Operation.POOL_UPDATE_MESSAGES: Handler(_pool_state, _pool_call, _refresh_pool),
+    Operation.POOL_UPDATE: Handler(pool_state, pool_call, _refresh_pool),
+    Operation.POOL_UPDATE_MESSAGES: Handler(pool_state, pool_call, _refresh_pool),
 }
 
 
