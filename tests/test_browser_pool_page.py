@@ -107,11 +107,19 @@ def admin_pages(demo) -> list[str]:
     ]
     for row in rows:
         urls.append(reverse(f"admin:directory_{row._meta.model_name}_change", args=[row.pk]))
-    for view in ("settings", "messages", "schedule", "create_test_user"):
+    for view in ("settings", "messages", "schedule", "create_test_user", "delete", "backup", "restore"):
         try:
             urls.append(reverse(f"admin:directory_userpool_{view}", args=[pool.pk]))
         except NoReverseMatch:
             pass
+    client = AppClient.objects.filter(pool=pool).first()
+    urls += [
+        reverse("admin:directory_userpool_add"),
+        f"{reverse('admin:directory_userpool_add')}?like={pool.pk}",
+        f"{reverse('admin:directory_appclient_add')}?pool={pool.pk}",
+        reverse("admin:directory_appclient_delete", args=[client.pk]),
+        f"{reverse('admin:directory_cognitouser_changelist')}?pool__id__exact={pool.pk}&attr=email__co__example",
+    ]
     return [reverse(u) if u.startswith("admin:") else u for u in urls]
 
 
