@@ -82,3 +82,25 @@ def admin_urls(objects) -> list[tuple[str, str, str]]:
     return urls
 
 
+def form_data(form, **overrides) -> dict:
+    """What a browser would post for an unbound form as rendered (its initial values), with overrides
+    (None or False: the field left out, as an unticked box or an empty multiple choice; True: ticked)."""
+    data: dict = {}
+    for name, field in form.fields.items():
+        value = form.initial.get(name, field.initial)
+        value = field.prepare_value(value) if value is not None else None
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, list | tuple):
+            data[name] = list(value)
+        elif value is not None:
+            data[name] = value
+    for name, value in overrides.items():
+        if value is None or value is False:
+            data.pop(name, None)
+        elif value is True:
+            data[name] = "on"
+        else:
+            data[name] = value
+    return data

@@ -16,6 +16,7 @@ from django.urls import reverse
 from directory import gateway
 from directory.models import AppClient, AuditEvent, CognitoGroup, PendingChange, SyncRun, UserPool
 from directory.sync.pull import pull_pool
+from tests.admin_helpers import form_data
 from tests.cognito_helpers import inject
 from tests.sdk_clients import App, PyCognito
 
@@ -38,29 +39,6 @@ def sent(emu):
     client.meta.events.register("before-call.cognito-identity-provider", capture)
     yield names
     client.meta.events.unregister("before-call.cognito-identity-provider", capture)
-
-
-def form_data(form, **overrides) -> dict:
-    """What a browser would post for an unbound form as rendered (its initial values), with overrides."""
-    data: dict = {}
-    for name, field in form.fields.items():
-        value = form.initial.get(name, field.initial)
-        value = field.prepare_value(value) if value is not None else None
-        if isinstance(value, bool):
-            if value:
-                data[name] = "on"
-        elif isinstance(value, list | tuple):
-            data[name] = list(value)
-        elif value is not None:
-            data[name] = value
-    for name, value in overrides.items():
-        if value is None or value is False:
-            data.pop(name, None)
-        elif value is True:
-            data[name] = "on"
-        else:
-            data[name] = value
-    return data
 
 
 def post_create(admin_client, query: str = "", **overrides):
