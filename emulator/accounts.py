@@ -354,7 +354,6 @@ def _resend_invitation(pool: Any, params: dict[str, Any], mediums: list[str]) ->
     if not any(attrs.get("email" if m == "EMAIL" else "phone_number") for m in mediums):
         wanted = " or ".join("email" if m == "EMAIL" else "phone_number" for m in mediums)
         raise CognitoError("InvalidParameterException", f"User has no {wanted} to deliver the invitation to.")
-    _refuse_case_twin(pool, params.get("Username") or "")
     password = params.get("TemporaryPassword")
     if password:
         passwords.check_policy(pool, password)
