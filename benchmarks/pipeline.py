@@ -64,6 +64,9 @@ class PrefetchedGateway:
     def describe_user_pool(self, pool_id: str) -> dict[str, Any]:
         return {"Id": pool_id, "Name": "bench", "EstimatedNumberOfUsers": 0}
 
+    def get_user_pool_mfa_config(self, pool_id: str) -> dict[str, Any]:
+        return {"MfaConfiguration": "OFF"}
+
     def list_user_pool_clients(self, pool_id: str) -> list[dict[str, Any]]:
         return []
 

@@ -147,6 +147,9 @@ class _Pages:
     def describe_user_pool(self, pool_id):
         return {"Id": pool_id, "Name": "fast"}
 
+    def get_user_pool_mfa_config(self, pool_id):
+        return {"MfaConfiguration": "OFF"}
+
     def list_user_pool_clients(self, pool_id):
         return []
 
