@@ -334,12 +334,14 @@ def celery_to(broker, settings, monkeypatch):
             "max_retries": 0,
         },
     }
+    # Read before Django's settings change below: the app's configuration comes from them lazily,
+    # so reading it afterwards would "restore" the overridden values.
+    previous = {key: celery_app.conf.get(key) for key in overrides}
     settings.CELERY_BROKER_URL = broker.url
     settings.CELERY_TASK_ALWAYS_EAGER = False
     # Celery reads the CELERY_BROKER_URL environment variable before its own configuration
     # (CI sets it to the machine's Redis), so it must point at the private broker too.
     monkeypatch.setenv("CELERY_BROKER_URL", broker.url)
-    previous = {key: celery_app.conf.get(key) for key in overrides}
     celery_app.conf.update(overrides)
     _reset_broker_pools()
     try:
