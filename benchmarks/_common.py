@@ -81,6 +81,12 @@ def pages(n: int, *, variant: str = "", page_size: int = 60) -> list[list[dict[s
     return [[fake_user(i, variant=variant) for i in range(s, min(n, s + page_size))] for s in range(0, n, page_size)]
 
 
+def p95(times: list[float]) -> float:
+    """The 95th percentile (nearest rank) of a benchmark's timings."""
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
 def median_of(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
     values = [fn() for _ in range(runs)]
     return statistics.median(values), values

@@ -22,18 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import ensure_database, setup_django  # noqa: E402
+from benchmarks._common import ensure_database, p95, setup_django  # noqa: E402
 
 EXTRA_ATTRIBUTES = """,
     'given_name', (ARRAY['Zoë', 'Łukasz', 'José', 'Ærø', 'Maria', 'Chen'])[1 + i %% 6],
     'custom:tier', (ARRAY['gold', 'silver', 'bronze', 'basic', 'trial'])[1 + i %% 5],
     'custom:company', 'Company ' || (i %% 10007),
     'custom:employee_id', 'E' || lpad(i::text, 7, '0')"""
-
-
-def p95(times: list[float]) -> float:
-    times = sorted(times)
-    return times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
 
 
 def main() -> None:

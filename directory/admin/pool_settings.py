@@ -8,7 +8,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
@@ -19,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from ..models import UserPool
 from ..services import pools as pool_services
 from ..settings_catalog import EDITABLE, LOCKED, SECTIONS, display_rows, form_fields, same_value
+from .base import form_page_context
 from .groups import add_errors
 
 # Settings the form offers: every editable entry (catalogue order).
@@ -95,17 +95,10 @@ def pool_settings_view(model_admin: admin.ModelAdmin, request, object_id):
                 return HttpResponseRedirect(change_url)
     else:
         form = PoolSettingsForm(pool=pool)
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": f"Settings of {pool.name}",
-        "opts": model_admin.opts,
-        "original": pool,
-        "change_url": change_url,
-        "form": form,
-        "adminform": helpers.AdminForm(form, settings_fieldsets(), {}),
-        "errors": helpers.AdminErrorList(form, []),
-        "locked": locked_rows(pool),
-    }
+    context = form_page_context(
+        model_admin, request, title=f"Settings of {pool.name}", form=form, fieldsets=settings_fieldsets(),
+        original=pool, change_url=change_url, locked=locked_rows(pool),
+    )
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/directory/userpool/settings.html", context)
 

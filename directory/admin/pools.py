@@ -9,7 +9,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
@@ -24,7 +23,7 @@ from ..models import PendingChange, SyncRun, UserPool
 from ..sync import schedule
 from . import pool_page
 from .backups import pool_urls as backup_pool_urls
-from .base import MirrorAdmin
+from .base import MirrorAdmin, form_page_context
 from .groups import add_errors
 from .lifecycle import PoolLifecycleMixin
 from .messagelog import messages_sent_view
@@ -415,17 +414,11 @@ class UserPoolAdmin(PoolLifecycleMixin, MirrorAdmin):
                     return HttpResponseRedirect(change_url)
         else:
             form = PoolScheduleForm(initial={"sync_interval_minutes": pool.sync_interval_minutes})
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Sync schedule of {pool.name}",
-            "opts": self.opts,
-            "original": pool,
-            "change_url": change_url,
-            "form": form,
-            "adminform": helpers.AdminForm(form, [(None, {"fields": ("sync_interval_minutes",)})], {}),
-            "errors": helpers.AdminErrorList(form, []),
-            "current": schedule.describe(pool),
-        }
+        context = form_page_context(
+            self, request, title=f"Sync schedule of {pool.name}", form=form,
+            fieldsets=[(None, {"fields": ("sync_interval_minutes",)})],
+            original=pool, change_url=change_url, current=schedule.describe(pool),
+        )
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/directory/userpool/schedule.html", context)
 

@@ -10,7 +10,6 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -23,6 +22,7 @@ from ..services import provisioning
 from ..services.provisioning import ClientSpec, PoolSpec
 from ..settings_catalog import POOL_SETTINGS_BY_NAME
 from ..sync.lease import sync_pool
+from .base import form_page_context
 from .groups import add_errors
 from .widgets import LinesField
 
@@ -226,19 +226,6 @@ def clone_initial(pool: UserPool) -> dict[str, Any]:
     }
 
 
-def _context(model_admin, request, *, title: str, form: forms.Form, fieldsets, **extra: Any) -> dict[str, Any]:
-    return {
-        **model_admin.admin_site.each_context(request),
-        "title": title,
-        "opts": model_admin.opts,
-        "form": form,
-        "adminform": helpers.AdminForm(form, fieldsets, {}),
-        "errors": helpers.AdminErrorList(form, []),
-        "media": model_admin.media + form.media,
-        **extra,
-    }
-
-
 def _secret_page(request, context: dict[str, Any]) -> TemplateResponse:
     response = TemplateResponse(request, "admin/directory/provisioning/created.html", context)
     response._csp_config = SECRET_PAGE_CSP  # django-csp's per-response policy
@@ -272,7 +259,7 @@ def pool_add_view(model_admin, request, *, settings_form: type[forms.Form]):
     else:
         form = UserPoolCreateForm(settings_form=settings_form, regions=regions, like=like)
     title = f"Create a user pool like {like.name}" if like else "Create a user pool"
-    context = _context(model_admin, request, title=title, form=form, fieldsets=form.fieldsets(), like=like,
+    context = form_page_context(model_admin, request, title=title, form=form, fieldsets=form.fieldsets(), like=like,
                        changelist_url=reverse("admin:directory_userpool_changelist"))
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/directory/provisioning/create_pool.html", context)
@@ -440,7 +427,7 @@ def client_add_view(model_admin, request):
         if pool_pk.isdigit():
             initial["pool"] = pool_pk
         form = AppClientCreateForm(initial=initial)
-    context = _context(model_admin, request, title="Add an app client", form=form, fieldsets=form.fieldsets_,
+    context = form_page_context(model_admin, request, title="Add an app client", form=form, fieldsets=form.fieldsets_,
                        changelist_url=reverse("admin:directory_appclient_changelist"))
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/directory/provisioning/add_client.html", context)
