@@ -11,6 +11,9 @@ it), in alternating order — each into its own database. A run times three case
 import into an empty pool (for this checkout the pool's baseline: one `imported` audit event
 per kind instead of one `created` event per user), a re-sync where every user changed (one
 attribute and the modification date: an `updated` event each), and an unchanged re-sync.
+After each case this checkout also catches up the attribute search's texts of the users the pull
+wrote (`directory.search_index`, which the pull leaves for after it): printed as the users/s of
+the pull and its catch-up together, beside the pull's own.
 Printed: users/s (median of --runs) per case and tree, the ratio, and where the CPU went:
 microseconds a user in the pulling process and in the rest of the machine (PostgreSQL's
 backends, WAL writer and the kernel: all busy time /proc/stat counts, less the process's).
@@ -94,6 +97,11 @@ def child(root: str, database_url: str, n: int, run_no: int) -> None:
     from directory.models import SyncRun, UserPool
     from directory.sync.pull import pull_pool
 
+    try:  # the attribute search's texts, written after the pull (not in the previous release)
+        from directory import search_index
+    except ImportError:
+        search_index = None
+
     variants = {v: pages(n, variant=v) for v in ("", "a")}
     # The pre-fetched input (millions of objects) is the benchmark's, not the pipeline's:
     # keep the garbage collector from re-scanning it on every full collection.
@@ -111,6 +119,11 @@ def child(root: str, database_url: str, n: int, run_no: int) -> None:
         assert getattr(run, expect) == n, (case, run.summary)
         pool.refresh_from_db()
         out[case] = {"rate": n / t.seconds, "here": own * 1e6 / n, "elsewhere": max(busy - own, 0.0) * 1e6 / n}
+        if search_index is not None:
+            # What a pull leaves for after it: the search texts of the users it wrote.
+            with Timer() as c:
+                search_index.catch_up()
+            out[case]["with_search"] = n / (t.seconds + c.seconds)
     print(json.dumps(out))
 
 
@@ -169,6 +182,12 @@ def main() -> None:
                 ratio = f"  {medians['this'][case] / medians['previous'][case]:.2f}x the previous release"
             print(f"    {case:9s} {medians[name][case]:9,.0f} users/s (runs: {listed}); CPU a user: "
                   f"{here:.0f} µs here + {elsewhere:.0f} µs elsewhere{ratio}")
+            if all("with_search" in r[case] for r in runs):
+                both = statistics.median(r[case]["with_search"] for r in runs)
+                ratio = ""
+                if "previous" in medians:
+                    ratio = f"  {both / medians['previous'][case]:.2f}x the previous release"
+                print(f"    {'':9s} {both:9,.0f} users/s with the search texts' catch-up after the pull{ratio}")
     print("targets: first import >= 1.8x the previous release's; changed and unchanged no slower")
 
 

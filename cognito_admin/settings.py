@@ -271,6 +271,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "directory.tasks.sweep_outbox",
         "schedule": timedelta(seconds=env.int("COGNITO_OUTBOX_SWEEP_SECONDS", default=5)),
     },
+    # Writes the attribute-search texts pulls queued (a pull does it as it ends; this is the net).
+    "catch-up-search": {
+        "task": "directory.tasks.catch_up_search",
+        "schedule": timedelta(minutes=1),
+    },
     # Deletes test users whose expiry has passed (through the outbox, audited).
     "expire-test-users": {
         "task": "directory.tasks.expire_test_users",

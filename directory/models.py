@@ -250,6 +250,43 @@ class CognitoUser(models.Model):
         return self.username
 
 
+class UserSearchText(models.Model):
+    """A user's attribute values as one text (`sub` left out, one value a line), which pg_trgm's GIN
+    index serves for the attribute search's starts-with and contains (`directory.search_index`).
+
+    Kept apart from the user row so that a pull's writes do not pay for the trigram index: on
+    PostgreSQL a trigger on the user table writes this row in the same transaction as the user's,
+    except in a pull's batches, which queue the user in `SearchBacklog` instead. Its row goes with
+    the user's (ON DELETE CASCADE, added by migration 0015). Unused on SQLite."""
+
+    user = models.OneToOneField(
+        CognitoUser, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    text = models.TextField()
+
+    class Meta:
+        db_table = "directory_usersearch"
+        verbose_name = "user search text"
+
+    def __str__(self) -> str:
+        return f"search text of user {self.pk}"
+
+
+class SearchBacklog(models.Model):
+    """A user whose `UserSearchText` a pull left to be written after it (`search_index.catch_up`).
+    Until then the attribute search checks these users directly. No foreign key: a user removed
+    before the catch-up is simply not found again."""
+
+    user_id = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "search backlog entry"
+        verbose_name_plural = "search backlog"
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} queued for the search"
+
+
 class GroupMembership(models.Model):
     """A user's membership of a group."""
 

@@ -4,19 +4,20 @@ outbox and the audit log: never a scan of the users), and users by any attribute
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Func, Lookup, Max, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models import Count, Lookup, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncHour
 from django.db.models.lookups import Exact, IContains, IStartsWith
 from django.utils import timezone
 
+from . import search_index
 from .models import AuditEvent, AuditVerification, CognitoUser, PendingChange, SyncRun, UserPool
 from .validation import MAX_ATTRIBUTE_LENGTH
 
@@ -289,19 +290,13 @@ def parse_attribute_criteria(params: list[str]) -> tuple[list[AttributeCriterion
     return criteria, errors
 
 
-# The text the trigram index of migration 0010 holds: every attribute but `sub`, as jsonb's text.
-ATTRIBUTE_TEXT_SQL = "((%(expressions)s - 'sub')::text)"
-# Attributes that text leaves out: searched by their exact value only (the GIN jsonb_path_ops index).
-NOT_IN_ATTRIBUTE_TEXT = {"sub"}
-
-
-class _AttributeText(Func):
-    template = ATTRIBUTE_TEXT_SQL
-    output_field = TextField()
+# Attributes the search texts leave out: `sub` (a random UUID: its trigrams would cost every write the
+# most and serve nothing), searched by its own column's index or by the exact value.
+NOT_IN_SEARCH_TEXT = {"sub"}
 
 
 class _ILike(Lookup):
-    """`lhs ILIKE rhs` with a pattern the caller escaped (pg_trgm's GIN index serves it)."""
+    """`lhs ILIKE rhs` with a pattern the caller escaped."""
 
     lookup_name = "ilike"
 
@@ -315,9 +310,15 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _json_text(value: str) -> str:
-    """`value` as it appears inside a string of jsonb's text output (same escapes as PostgreSQL's)."""
-    return json.dumps(value, ensure_ascii=False)[1:-1]
+def _text_candidates(pattern: str) -> RawSQL:
+    """Ids of the users whose search text matches `pattern` (ILIKE: pg_trgm's GIN index serves it),
+    and of the users whose text a pull has queued and not yet written (`search_index`): those are
+    checked directly, so the search never misses a user the mirror holds."""
+    return RawSQL(  # noqa: S611 - constant table names; the pattern is a parameter
+        f"SELECT user_id FROM {search_index.SEARCH_TABLE} WHERE text ILIKE %s "  # noqa: S608
+        f"UNION ALL SELECT user_id FROM {search_index.BACKLOG_TABLE}",
+        [pattern],
+    )
 
 
 def _criterion_q(criterion: AttributeCriterion, vendor: str) -> Q:
@@ -328,18 +329,16 @@ def _criterion_q(criterion: AttributeCriterion, vendor: str) -> Q:
         return Q(lookup(attribute, value))
     if criterion.operator == "eq":
         return Q(attributes__contains={name: value})
-    if name in NOT_IN_ATTRIBUTE_TEXT:
+    if name in NOT_IN_SEARCH_TEXT:
         lookup = IStartsWith if criterion.operator == "sw" else IContains
         return Q(lookup(attribute, value))
-    text = _AttributeText("attributes")
     if criterion.operator == "sw":
-        # A value starts right after `": "` in jsonb's text; the key is checked by the second condition.
-        narrow = '%": "' + _like_escape(_json_text(value)) + "%"
+        # The search text holds one value a line, each after a line feed: the key is checked below.
+        narrow = "%\n" + _like_escape(value) + "%"
         exact = _like_escape(value) + "%"
     else:
-        narrow = "%" + _like_escape(_json_text(value)) + "%"
-        exact = "%" + _like_escape(value) + "%"
-    return Q(_ILike(text, narrow)) & Q(_ILike(attribute, exact))
+        narrow = exact = "%" + _like_escape(value) + "%"
+    return Q(id__in=_text_candidates(narrow)) & Q(_ILike(attribute, exact))
 
 
 def users_matching_attributes(

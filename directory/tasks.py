@@ -7,7 +7,7 @@ import logging
 
 from celery import shared_task
 
-from . import audit_chain, outbox
+from . import audit_chain, outbox, search_index
 from .gateway import CognitoThrottled, CognitoUnavailable
 from .models import BulkJob, UserPool
 from .services.backup import BACKUP_OPERATION, user_backup_run
@@ -45,6 +45,14 @@ def discover_pools() -> str:
     result = discovery.discover()
     logger.info("discovery: %s", result.summary())
     return result.summary()
+
+
+@shared_task(name="directory.tasks.catch_up_search")
+def catch_up_search() -> int:
+    """Beat (every minute): write the search texts of the users pulls have queued; a pull already
+    does so when it ends, so this only finds work after a worker died or a catch-up failed.
+    Returns how many queue entries it took."""
+    return search_index.catch_up()
 
 
 @shared_task(name="directory.tasks.pull_partitions")

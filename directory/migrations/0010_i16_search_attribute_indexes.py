@@ -5,7 +5,7 @@
 - `directory_user_attrs_trgm`: pg_trgm's GIN over the attributes' JSON text without `sub` (a random
   UUID: its trigrams would cost every write the most and serve nothing, the `sub` column has its
   own index), which serves the ILIKE that narrows starts-with and contains to a few rows before the
-  one attribute is checked. The expression is `selectors.ATTRIBUTE_TEXT_SQL`'s.
+  one attribute is checked. (Migration 0015 moved this index to a table of its own.)
 
 pg_trgm is a trusted extension (PostgreSQL 13+): the database owner, who migrates, may create it;
 the app's own role only uses it. SQLite has neither, and searches there without an index.

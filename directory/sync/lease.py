@@ -31,7 +31,7 @@ from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import audit
+from .. import audit, search_index
 from ..gateway import CognitoGateway
 from ..models import SyncRun, UserPool
 from . import pull
@@ -238,6 +238,8 @@ def sync_pool(
         return SyncRun.objects.using(settings.COGNITO_SYNC_PROGRESS_DB).get(pk=seen["run"].pk)
     finally:
         lease.release()
+        # The search texts of the users this pull wrote (queued by its batches), now the pool is free.
+        search_index.catch_up_quietly()
 
 
 def lost_pulls(now: datetime | None = None) -> list[int]:

@@ -11,12 +11,13 @@ maps the next.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from django.db import IntegrityError, connections, models, transaction
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import set_json_loads
 
-from .. import audit, pgcopy
+from .. import audit, pgcopy, search_index
 from ..mapping import USER_FIELDS
 from ..models import CognitoUser, UserPool
 
@@ -140,7 +141,7 @@ class BatchWriter:
         self._pending_names: frozenset[str] = frozenset()
 
     def _write(self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]]) -> list[int]:
-        with transaction.atomic(using=CognitoUser.objects.db):
+        with transaction.atomic(using=CognitoUser.objects.db), _search_deferred():
             ids = upsert_users(self.ctx.pool, rows, batch_size=self.ctx.batch_size)
             self.ctx.write_events(events)
         return ids
@@ -148,7 +149,7 @@ class BatchWriter:
     def _write_text(self, new: str, changed: str, events: audit.AuditCopy) -> list[int]:
         # On the writer thread: nothing left but sending text and waiting for PostgreSQL
         # (psycopg releases the GIL while it waits), so the pull's thread keeps mapping.
-        with transaction.atomic(using=CognitoUser.objects.db):
+        with transaction.atomic(using=CognitoUser.objects.db), _search_deferred():
             ids = _write_user_text(new, changed)
             audit.copy_write(events)
         return ids
@@ -225,6 +226,22 @@ class BatchWriter:
         finally:
             self._executor.submit(_close_thread_connection).result()
             self._executor.shutdown()
+
+
+@contextlib.contextmanager
+def _search_deferred() -> Iterator[None]:
+    """Inside a batch's transaction: its users' search texts are queued, not written
+    (`directory.search_index`); the pull catches them up once it is over. Turned off again at the
+    end, so that a caller's enclosing transaction (a test's) writes its own texts as usual."""
+    connection = connections[CognitoUser.objects.db]
+    if not search_index.enabled(connection.alias):
+        yield
+        return
+    with connection.cursor() as cursor:
+        search_index.defer(cursor, True)
+    yield
+    with connection.cursor() as cursor:
+        search_index.defer(cursor, False)
 
 
 def _close_thread_connection() -> None:

@@ -1,0 +1,116 @@
+"""The attribute search's trigram index moves off the user table (PostgreSQL).
+
+Migration 0010's pg_trgm GIN index on the user table's attribute text cost every user a pull wrote
+more than the rest of its write together. Its job moves to `directory_usersearch`: one row a user,
+its attribute values (not `sub`, not the keys) one a line, under a trigram GIN index
+(`directory_usersearch_trgm`). On PostgreSQL:
+
+- `directory_user_search_text(jsonb)` makes that text;
+- statement triggers on the user table write the rows of the users an INSERT or UPDATE wrote, in
+  the same transaction, after taking the search lock in shared mode; a transaction that set
+  `directory.defer_search` to `on` (a pull's batches) queues the users in `directory_searchbacklog`
+  instead, and `directory.search_index.catch_up` writes them afterwards under the lock in
+  exclusive mode;
+- the search row goes with its user (a foreign key with ON DELETE CASCADE);
+- every existing user is queued, so the first catch-up (after the next pull, or beat's) fills
+  the table; until then the search checks queued users directly.
+
+The jsonb_path_ops index of migration 0010 (equality) stays on the user table: it costs a write
+little. SQLite keeps the two tables empty and searches without an index.
+"""
+
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+# Keep in step with directory.search_index (LOCK_KEY, DEFER_SETTING, TEXT_FUNCTION).
+LOCK_KEY = 0x7365617263687478  # "searchtx"
+CREATE_SQL = (
+    "DROP INDEX IF EXISTS directory_user_attrs_trgm",
+    """
+    CREATE FUNCTION directory_user_search_text(attributes jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT coalesce(E'\\n' || string_agg(value, E'\\n') || E'\\n', '')
+        FROM jsonb_each_text(attributes - 'sub')
+    $$
+    """,
+    f"""
+    CREATE FUNCTION directory_user_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF current_setting('directory.defer_search', true) = 'on' THEN
+            INSERT INTO directory_searchbacklog (user_id) SELECT id FROM written;
+            RETURN NULL;
+        END IF;
+        PERFORM pg_advisory_xact_lock_shared({LOCK_KEY});
+        INSERT INTO directory_usersearch (user_id, text)
+        SELECT id, directory_user_search_text(attributes) FROM written
+        ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text
+        WHERE directory_usersearch.text IS DISTINCT FROM EXCLUDED.text;
+        RETURN NULL;
+    END
+    $$
+    """,
+    "CREATE TRIGGER directory_user_search_insert AFTER INSERT ON directory_cognitouser "
+    "REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION directory_user_search_sync()",
+    "CREATE TRIGGER directory_user_search_update AFTER UPDATE ON directory_cognitouser "
+    "REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION directory_user_search_sync()",
+    "ALTER TABLE directory_usersearch ADD CONSTRAINT directory_usersearch_user_cascade "
+    "FOREIGN KEY (user_id) REFERENCES directory_cognitouser (id) ON DELETE CASCADE",
+    "CREATE INDEX directory_usersearch_trgm ON directory_usersearch USING gin (text gin_trgm_ops)",
+    "INSERT INTO directory_searchbacklog (user_id) SELECT id FROM directory_cognitouser",
+)
+DROP_SQL = (
+    "DROP TRIGGER IF EXISTS directory_user_search_insert ON directory_cognitouser",
+    "DROP TRIGGER IF EXISTS directory_user_search_update ON directory_cognitouser",
+    "DROP FUNCTION IF EXISTS directory_user_search_sync()",
+    "DROP FUNCTION IF EXISTS directory_user_search_text(jsonb)",
+    "CREATE INDEX IF NOT EXISTS directory_user_attrs_trgm ON directory_cognitouser "
+    "USING gin (((attributes - 'sub')::text) gin_trgm_ops)",
+)
+
+
+def create_search(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for statement in CREATE_SQL:
+        schema_editor.execute(statement)
+
+
+def drop_search(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for statement in DROP_SQL:
+        schema_editor.execute(statement)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('directory', '0014_merge_settings_and_main'),
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name='SearchBacklog',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('user_id', models.BigIntegerField()),
+            ],
+            options={
+                'verbose_name': 'search backlog entry',
+                'verbose_name_plural': 'search backlog',
+            },
+        ),
+        migrations.CreateModel(
+            name='UserSearchText',
+            fields=[
+                ('user', models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, primary_key=True, related_name='+', serialize=False, to='directory.cognitouser')),
+                ('text', models.TextField()),
+            ],
+            options={
+                'verbose_name': 'user search text',
+                'db_table': 'directory_usersearch',
+            },
+        ),
+        migrations.RunPython(create_search, drop_search, elidable=False),
+    ]

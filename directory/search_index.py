@@ -1,0 +1,101 @@
+"""The attribute search's trigram index, kept off a pull's write path (PostgreSQL).
+
+`UserSearchText` holds each user's attribute values as one text under pg_trgm's GIN index. A
+trigger on the user table (migration 0015) writes it in the transaction that wrote the user,
+after taking the search lock in shared mode, so an operator's edit, a push or a restore is
+searchable the moment it commits. A pull's batches instead set `directory.defer_search` (`defer`
+below): the trigger then only queues their users in `SearchBacklog`, and `catch_up` writes their
+texts after the pull, a chunk at a time, under the lock in exclusive mode. The lock orders the
+two writers: a chunk reads the users only once every trigger write in flight has committed, and
+a trigger write waits for the chunk; so the text a user ends with is always its latest.
+
+Why: the trigram index costs a user more than the rest of its write together (benchmarks/
+pipeline.py), and a pull writes users far faster than anyone searches them. Queued users are
+not lost to the search meanwhile: `selectors.users_matching_attributes` checks them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import connections, transaction
+
+from .models import CognitoUser, SearchBacklog, UserSearchText
+
+logger = logging.getLogger(__name__)
+
+# The advisory lock between the trigger (shared) and the catch-up (exclusive): "searchtx", a number
+# nothing else in the database uses. Migration 0015's trigger holds the same number.
+LOCK_KEY = 0x7365617263687478
+# The transaction-local setting that makes the trigger queue instead of write (migration 0015).
+DEFER_SETTING = "directory.defer_search"
+# Users whose texts one catch-up transaction writes.
+CHUNK = 5_000
+
+SEARCH_TABLE = UserSearchText._meta.db_table
+BACKLOG_TABLE = SearchBacklog._meta.db_table
+
+
+def enabled(using: str | None = None) -> bool:
+    """Whether the database keeps the search texts (PostgreSQL; SQLite searches without them)."""
+    return connections[using or CognitoUser.objects.db].vendor == "postgresql"
+
+
+def defer(cursor, on: bool) -> None:  # noqa: ANN001 - a Django cursor
+    """Make the rest of this transaction's user writes queue their search texts (`on`), or write
+    them again (`off`). Transaction-local: it ends with the transaction either way."""
+    cursor.execute("SELECT set_config(%s, %s, true)", [DEFER_SETTING, "on" if on else "off"])
+
+
+def catch_up(*, using: str | None = None, chunk: int = CHUNK,
+             progress: Callable[[int], None] | None = None) -> int:
+    """Write the search texts of the queued users, a chunk a transaction, until the queue is empty;
+    returns how many queue entries were taken. Two catch-ups at once take turns (the lock)."""
+    alias = using or CognitoUser.objects.db
+    if not enabled(alias):
+        return 0
+    connection = connections[alias]
+    done = 0
+    while True:
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+            # After the lock: this statement's snapshot holds every trigger write that was in flight.
+            cursor.execute(
+                f"WITH taken AS (DELETE FROM {BACKLOG_TABLE} WHERE id IN ("  # noqa: S608
+                f"  SELECT id FROM {BACKLOG_TABLE} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+                f") RETURNING user_id), "
+                f"written AS (INSERT INTO {SEARCH_TABLE} (user_id, text) "
+                f"  SELECT u.id, directory_user_search_text(u.attributes) FROM {CognitoUser._meta.db_table} u "
+                f"  WHERE u.id IN (SELECT user_id FROM taken) "
+                f"  ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text "
+                f"  WHERE {SEARCH_TABLE}.text IS DISTINCT FROM EXCLUDED.text RETURNING 1) "
+                f"SELECT (SELECT count(*) FROM taken)",
+                [chunk],
+            )
+            taken = cursor.fetchone()[0]
+        if not taken:
+            return done
+        done += taken
+        if progress is not None:
+            progress(done)
+
+
+def backlog_size(*, using: str | None = None) -> int:
+    """Queued users (entries, a user may be queued twice); 0 where the search keeps no texts."""
+    alias = using or CognitoUser.objects.db
+    if not enabled(alias):
+        return 0
+    return SearchBacklog.objects.using(alias).count()
+
+
+def catch_up_quietly() -> None:
+    """`catch_up` after a pull: a failure is logged, not raised (the queue stays for the next one,
+    and the pull's own outcome stands)."""
+    try:
+        taken = catch_up()
+    except Exception:  # noqa: BLE001 - the next pull or beat's catch-up retries
+        logger.exception("search texts: the catch-up failed; the queued users wait for the next one")
+    else:
+        if taken:
+            logger.info("search texts: %s queued users written", taken)
