@@ -256,8 +256,8 @@ class UserSearchText(models.Model):
 
     Kept apart from the user row so that a pull's writes do not pay for the trigram index: on
     PostgreSQL a trigger on the user table writes this row in the same transaction as the user's,
-    except in a pull's batches, which queue the user in `SearchBacklog` instead. Its row goes with
-    the user's (ON DELETE CASCADE, added by migration 0015). Unused on SQLite."""
+    except in a pull's batches, which queue their users in `SearchBacklog` instead. It goes with
+    its user (ON DELETE CASCADE, added by migration 0015). Unused on SQLite."""
 
     user = models.OneToOneField(
         CognitoUser, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
@@ -273,18 +273,20 @@ class UserSearchText(models.Model):
 
 
 class SearchBacklog(models.Model):
-    """A user whose `UserSearchText` a pull left to be written after it (`search_index.catch_up`).
-    Until then the attribute search checks these users directly. No foreign key: a user removed
-    before the catch-up is simply not found again."""
+    """A user whose `UserSearchText` a pull left to be written after it (`search_index.catch_up`),
+    by pool and username (a pull's batch knows those before its new rows have ids). Until then the
+    attribute search checks these users directly. No foreign key: a user removed before the
+    catch-up is simply not found again."""
 
-    user_id = models.BigIntegerField()
+    pool_id = models.BigIntegerField()
+    username = models.CharField(max_length=128)
 
     class Meta:
         verbose_name = "search backlog entry"
         verbose_name_plural = "search backlog"
 
     def __str__(self) -> str:
-        return f"user {self.user_id} queued for the search"
+        return f"user {self.username} of pool {self.pool_id} queued for the search"
 
 
 class GroupMembership(models.Model):

@@ -1,13 +1,14 @@
 """The attribute search's trigram index, kept off a pull's write path (PostgreSQL).
 
 `UserSearchText` holds each user's attribute values as one text under pg_trgm's GIN index. A
-trigger on the user table (migration 0015) writes it in the transaction that wrote the user,
+row trigger on the user table (migration 0015) writes it in the transaction that wrote the user,
 after taking the search lock in shared mode, so an operator's edit, a push or a restore is
 searchable the moment it commits. A pull's batches instead set `directory.defer_search` (`defer`
-below): the trigger then only queues their users in `SearchBacklog`, and `catch_up` writes their
-texts after the pull, a chunk at a time, under the lock in exclusive mode. The lock orders the
-two writers: a chunk reads the users only once every trigger write in flight has committed, and
-a trigger write waits for the chunk; so the text a user ends with is always its latest.
+below), which the trigger's WHEN skips, and queue their users in `SearchBacklog` by COPY
+(`queue`); `catch_up` writes their texts after the pull, a chunk at a time, under the lock in
+exclusive mode. The lock orders the two writers: a chunk reads the users only once every trigger
+write in flight has committed, and a trigger write waits for the chunk; so the text a user ends
+with is always its latest.
 
 Why: the trigram index costs a user more than the rest of its write together (benchmarks/
 pipeline.py), and a pull writes users far faster than anyone searches them. Queued users are
@@ -21,6 +22,7 @@ from collections.abc import Callable
 
 from django.db import connections, transaction
 
+from . import pgcopy
 from .models import CognitoUser, SearchBacklog, UserSearchText
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,12 @@ CHUNK = 5_000
 
 SEARCH_TABLE = UserSearchText._meta.db_table
 BACKLOG_TABLE = SearchBacklog._meta.db_table
+USER_TABLE = CognitoUser._meta.db_table
+# The ids of the queued users that still exist (the attribute search checks them directly).
+QUEUED_IDS_SQL = (
+    f"SELECT u.id FROM {BACKLOG_TABLE} b JOIN {USER_TABLE} u "  # noqa: S608 - constant names
+    f"ON u.pool_id = b.pool_id AND u.username = b.username"
+)
 
 
 def enabled(using: str | None = None) -> bool:
@@ -46,6 +54,19 @@ def defer(cursor, on: bool) -> None:  # noqa: ANN001 - a Django cursor
     """Make the rest of this transaction's user writes queue their search texts (`on`), or write
     them again (`off`). Transaction-local: it ends with the transaction either way."""
     cursor.execute("SELECT set_config(%s, %s, true)", [DEFER_SETTING, "on" if on else "off"])
+
+
+def queue_text(pool_pk: int, usernames: list[str]) -> str:
+    """The COPY text of these users' backlog entries (built on the pull's thread)."""
+    prefix = f"{pool_pk}\t"
+    return "".join(f"{prefix}{pgcopy.text(name)}\n" for name in usernames)
+
+
+def queue(cursor, text: str) -> None:  # noqa: ANN001 - a Django cursor
+    """Queue `queue_text`'s users, in the caller's transaction."""
+    if text:
+        with cursor.copy(f"COPY {BACKLOG_TABLE} (pool_id, username) FROM STDIN") as copy:
+            copy.write(text)
 
 
 def catch_up(*, using: str | None = None, chunk: int = CHUNK,
@@ -64,10 +85,10 @@ def catch_up(*, using: str | None = None, chunk: int = CHUNK,
             cursor.execute(
                 f"WITH taken AS (DELETE FROM {BACKLOG_TABLE} WHERE id IN ("  # noqa: S608
                 f"  SELECT id FROM {BACKLOG_TABLE} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-                f") RETURNING user_id), "
+                f") RETURNING pool_id, username), "
                 f"written AS (INSERT INTO {SEARCH_TABLE} (user_id, text) "
-                f"  SELECT u.id, directory_user_search_text(u.attributes) FROM {CognitoUser._meta.db_table} u "
-                f"  WHERE u.id IN (SELECT user_id FROM taken) "
+                f"  SELECT u.id, directory_user_search_text(u.attributes) FROM {USER_TABLE} u "
+                f"  WHERE (u.pool_id, u.username) IN (SELECT pool_id, username FROM taken) "
                 f"  ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text "
                 f"  WHERE {SEARCH_TABLE}.text IS DISTINCT FROM EXCLUDED.text RETURNING 1) "
                 f"SELECT (SELECT count(*) FROM taken)",

@@ -316,7 +316,7 @@ def _text_candidates(pattern: str) -> RawSQL:
     checked directly, so the search never misses a user the mirror holds."""
     return RawSQL(  # noqa: S611 - constant table names; the pattern is a parameter
         f"SELECT user_id FROM {search_index.SEARCH_TABLE} WHERE text ILIKE %s "  # noqa: S608
-        f"UNION ALL SELECT user_id FROM {search_index.BACKLOG_TABLE}",
+        f"UNION ALL {search_index.QUEUED_IDS_SQL}",
         [pattern],
     )
 

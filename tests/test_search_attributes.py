@@ -225,7 +225,8 @@ def analyzed_pool(transactional_db):
         (["custom:company__co__pany 1234"], "directory_usersearch_trgm"),
         (["email__sw__user1234@"], "directory_usersearch_trgm"),
         # Two criteria: either index narrows the rows the other criterion then checks.
-        (["custom:tier__eq__gold", "custom:company__co__pany 1007"], "directory_user_attrs_path|directory_usersearch_trgm"),
+        (["custom:tier__eq__gold", "custom:company__co__pany 1007"],
+         "directory_user_attrs_path|directory_usersearch_trgm"),
     ],
 )
 def test_postgresql_plan_uses_the_attribute_index(admin_client, analyzed_pool, criteria, index):

@@ -137,7 +137,7 @@ def test_a_pull_queues_its_users_and_the_search_finds_them_before_and_after_the_
 def test_a_catch_up_waits_for_a_write_in_flight_and_keeps_the_newer_text():
     pool = UserPoolFactory()
     user = CognitoUserFactory(pool=pool, username="eve", attributes={"custom:team": "old"})
-    SearchBacklog.objects.create(user_id=user.pk)  # as a pull would have left it
+    SearchBacklog.objects.create(pool_id=pool.pk, username=user.username)  # as a pull would have left it
     writing, caught_up = threading.Event(), threading.Event()
     outcome: dict[str, object] = {}
 
@@ -168,7 +168,7 @@ def test_a_failed_catch_up_leaves_the_queue_for_the_next(monkeypatch, caplog):
     pool = UserPoolFactory()
     user = CognitoUserFactory(pool=pool, username="fay", attributes={"custom:team": "x"})
     UserSearchText.objects.filter(pk=user.pk).delete()
-    SearchBacklog.objects.create(user_id=user.pk)
+    SearchBacklog.objects.create(pool_id=pool.pk, username=user.username)
     monkeypatch.setattr(search_index, "LOCK_KEY", "not a number")
     search_index.catch_up_quietly()
     assert "the catch-up failed" in caplog.text

@@ -6,11 +6,11 @@ its attribute values (not `sub`, not the keys) one a line, under a trigram GIN i
 (`directory_usersearch_trgm`). On PostgreSQL:
 
 - `directory_user_search_text(jsonb)` makes that text;
-- statement triggers on the user table write the rows of the users an INSERT or UPDATE wrote, in
-  the same transaction, after taking the search lock in shared mode; a transaction that set
-  `directory.defer_search` to `on` (a pull's batches) queues the users in `directory_searchbacklog`
-  instead, and `directory.search_index.catch_up` writes them afterwards under the lock in
-  exclusive mode;
+- row triggers on the user table write the text of each user an INSERT writes or an UPDATE
+  changes the attributes of, in the same transaction, after taking the search lock in shared
+  mode; not in a transaction that set `directory.defer_search` to `on` (a pull's batches), which
+  queues its users in `directory_searchbacklog` itself, for `directory.search_index.catch_up` to
+  write after the pull under the lock in exclusive mode;
 - the search row goes with its user (a foreign key with ON DELETE CASCADE);
 - every existing user is queued, so the first catch-up (after the next pull, or beat's) fills
   the table; until then the search checks queued users directly.
@@ -23,8 +23,10 @@ little. SQLite keeps the two tables empty and searches without an index.
 import django.db.models.deletion
 from django.db import migrations, models
 
-# Keep in step with directory.search_index (LOCK_KEY, DEFER_SETTING, TEXT_FUNCTION).
+# Keep in step with directory.search_index (LOCK_KEY, DEFER_SETTING).
 LOCK_KEY = 0x7365617263687478  # "searchtx"
+# The trigger runs unless the writing transaction set directory.defer_search (a pull's batch).
+NOT_DEFERRED = "current_setting('directory.defer_search', true) IS DISTINCT FROM 'on'"
 CREATE_SQL = (
     "DROP INDEX IF EXISTS directory_user_attrs_trgm",
     """
@@ -37,13 +39,9 @@ CREATE_SQL = (
     f"""
     CREATE FUNCTION directory_user_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF current_setting('directory.defer_search', true) = 'on' THEN
-            INSERT INTO directory_searchbacklog (user_id) SELECT id FROM written;
-            RETURN NULL;
-        END IF;
         PERFORM pg_advisory_xact_lock_shared({LOCK_KEY});
         INSERT INTO directory_usersearch (user_id, text)
-        SELECT id, directory_user_search_text(attributes) FROM written
+        VALUES (NEW.id, directory_user_search_text(NEW.attributes))
         ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text
         WHERE directory_usersearch.text IS DISTINCT FROM EXCLUDED.text;
         RETURN NULL;
@@ -51,13 +49,14 @@ CREATE_SQL = (
     $$
     """,
     "CREATE TRIGGER directory_user_search_insert AFTER INSERT ON directory_cognitouser "
-    "REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION directory_user_search_sync()",
-    "CREATE TRIGGER directory_user_search_update AFTER UPDATE ON directory_cognitouser "
-    "REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION directory_user_search_sync()",
+    f"FOR EACH ROW WHEN ({NOT_DEFERRED}) EXECUTE FUNCTION directory_user_search_sync()",
+    "CREATE TRIGGER directory_user_search_update AFTER UPDATE OF attributes ON directory_cognitouser "
+    f"FOR EACH ROW WHEN (OLD.attributes IS DISTINCT FROM NEW.attributes AND {NOT_DEFERRED}) "
+    "EXECUTE FUNCTION directory_user_search_sync()",
     "ALTER TABLE directory_usersearch ADD CONSTRAINT directory_usersearch_user_cascade "
     "FOREIGN KEY (user_id) REFERENCES directory_cognitouser (id) ON DELETE CASCADE",
     "CREATE INDEX directory_usersearch_trgm ON directory_usersearch USING gin (text gin_trgm_ops)",
-    "INSERT INTO directory_searchbacklog (user_id) SELECT id FROM directory_cognitouser",
+    "INSERT INTO directory_searchbacklog (pool_id, username) SELECT pool_id, username FROM directory_cognitouser",
 )
 DROP_SQL = (
     "DROP TRIGGER IF EXISTS directory_user_search_insert ON directory_cognitouser",
@@ -94,7 +93,8 @@ class Migration(migrations.Migration):
             name='SearchBacklog',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField()),
+                ('pool_id', models.BigIntegerField()),
+                ('username', models.CharField(max_length=128)),
             ],
             options={
                 'verbose_name': 'search backlog entry',

@@ -141,15 +141,16 @@ class BatchWriter:
         self._pending_names: frozenset[str] = frozenset()
 
     def _write(self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]]) -> list[int]:
-        with transaction.atomic(using=CognitoUser.objects.db), _search_deferred():
+        queued = _search_queue_text(self.ctx.pool, rows)
+        with transaction.atomic(using=CognitoUser.objects.db), _search_deferred(queued):
             ids = upsert_users(self.ctx.pool, rows, batch_size=self.ctx.batch_size)
             self.ctx.write_events(events)
         return ids
 
-    def _write_text(self, new: str, changed: str, events: audit.AuditCopy) -> list[int]:
+    def _write_text(self, new: str, changed: str, events: audit.AuditCopy, queued: str) -> list[int]:
         # On the writer thread: nothing left but sending text and waiting for PostgreSQL
         # (psycopg releases the GIL while it waits), so the pull's thread keeps mapping.
-        with transaction.atomic(using=CognitoUser.objects.db), _search_deferred():
+        with transaction.atomic(using=CognitoUser.objects.db), _search_deferred(queued):
             ids = _write_user_text(new, changed)
             audit.copy_write(events)
         return ids
@@ -181,8 +182,11 @@ class BatchWriter:
         # waited for: the writer thread then only sends it, and PostgreSQL is kept busy.
         new, changed = _user_copy_text(self.ctx.pool, rows)
         text = self.ctx.events_text(events)
+        queued = _search_queue_text(self.ctx.pool, rows)
         self.wait()
-        self._pending = (self._executor.submit(self._write_text, new, changed, text), created, updated, on_commit)
+        self._pending = (
+            self._executor.submit(self._write_text, new, changed, text, queued), created, updated, on_commit
+        )
         self._pending_names = frozenset(fields["username"] for fields, *_ in rows)
 
     def wait(self) -> None:
@@ -228,11 +232,18 @@ class BatchWriter:
             self._executor.shutdown()
 
 
+def _search_queue_text(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]]) -> str:
+    """The batch's users as search backlog entries (COPY text; empty where the search keeps no texts)."""
+    if not search_index.enabled():
+        return ""
+    return search_index.queue_text(pool.pk, [fields["username"] for fields, *_ in rows])
+
+
 @contextlib.contextmanager
-def _search_deferred() -> Iterator[None]:
-    """Inside a batch's transaction: its users' search texts are queued, not written
-    (`directory.search_index`); the pull catches them up once it is over. Turned off again at the
-    end, so that a caller's enclosing transaction (a test's) writes its own texts as usual."""
+def _search_deferred(queued: str) -> Iterator[None]:
+    """Inside a batch's transaction: the trigger leaves its users' search texts alone, and they are
+    queued for the catch-up after the pull (`directory.search_index`). Turned off again at the end,
+    so that a caller's enclosing transaction (a test's) writes its own texts as usual."""
     connection = connections[CognitoUser.objects.db]
     if not search_index.enabled(connection.alias):
         yield
@@ -241,6 +252,7 @@ def _search_deferred() -> Iterator[None]:
         search_index.defer(cursor, True)
     yield
     with connection.cursor() as cursor:
+        search_index.queue(cursor, queued)
         search_index.defer(cursor, False)
 
 
