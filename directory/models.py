@@ -273,20 +273,21 @@ class UserSearchText(models.Model):
 
 
 class SearchBacklog(models.Model):
-    """A user whose `UserSearchText` a pull left to be written after it (`search_index.catch_up`),
-    by pool and username (a pull's batch knows those before its new rows have ids). Until then the
-    attribute search checks these users directly. No foreign key: a user removed before the
-    catch-up is simply not found again."""
+    """A pull's batch of users whose `UserSearchText` it left to be written after it
+    (`search_index.catch_up`), by pool and usernames: one row a batch (a batch knows its users'
+    names before its new rows have ids, and one row costs the write less than one a user). Until
+    the catch-up the attribute search checks these users directly. No foreign key: a user removed
+    meanwhile is simply not found again."""
 
     pool_id = models.BigIntegerField()
-    username = models.CharField(max_length=128)
+    usernames = models.JSONField(default=list)
 
     class Meta:
         verbose_name = "search backlog entry"
         verbose_name_plural = "search backlog"
 
     def __str__(self) -> str:
-        return f"user {self.username} of pool {self.pool_id} queued for the search"
+        return f"{len(self.usernames)} users of pool {self.pool_id} queued for the search"
 
 
 class GroupMembership(models.Model):

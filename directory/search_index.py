@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import orjson
 from django.db import connections, transaction
 
 from . import pgcopy
@@ -32,16 +33,17 @@ logger = logging.getLogger(__name__)
 LOCK_KEY = 0x7365617263687478
 # The transaction-local setting that makes the trigger queue instead of write (migration 0015).
 DEFER_SETTING = "directory.defer_search"
-# Users whose texts one catch-up transaction writes.
-CHUNK = 5_000
+# Backlog entries (a pull's batches, up to 500 users each) one catch-up transaction takes.
+CHUNK_ENTRIES = 10
 
 SEARCH_TABLE = UserSearchText._meta.db_table
 BACKLOG_TABLE = SearchBacklog._meta.db_table
 USER_TABLE = CognitoUser._meta.db_table
 # The ids of the queued users that still exist (the attribute search checks them directly).
 QUEUED_IDS_SQL = (
-    f"SELECT u.id FROM {BACKLOG_TABLE} b JOIN {USER_TABLE} u "  # noqa: S608 - constant names
-    f"ON u.pool_id = b.pool_id AND u.username = b.username"
+    f"SELECT u.id FROM {BACKLOG_TABLE} b "  # noqa: S608 - constant names
+    f"CROSS JOIN LATERAL jsonb_array_elements_text(b.usernames) AS queued (username) "
+    f"JOIN {USER_TABLE} u ON u.pool_id = b.pool_id AND u.username = queued.username"
 )
 
 
@@ -57,22 +59,23 @@ def defer(cursor, on: bool) -> None:  # noqa: ANN001 - a Django cursor
 
 
 def queue_text(pool_pk: int, usernames: list[str]) -> str:
-    """The COPY text of these users' backlog entries (built on the pull's thread)."""
-    prefix = f"{pool_pk}\t"
-    return "".join(f"{prefix}{pgcopy.text(name)}\n" for name in usernames)
+    """The COPY text of a batch's backlog entry (built on the pull's thread); empty for no users."""
+    if not usernames:
+        return ""
+    return f"{pool_pk}\t{pgcopy.text(orjson.dumps(usernames).decode())}\n"
 
 
 def queue(cursor, text: str) -> None:  # noqa: ANN001 - a Django cursor
     """Queue `queue_text`'s users, in the caller's transaction."""
     if text:
-        with cursor.copy(f"COPY {BACKLOG_TABLE} (pool_id, username) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {BACKLOG_TABLE} (pool_id, usernames) FROM STDIN") as copy:
             copy.write(text)
 
 
-def catch_up(*, using: str | None = None, chunk: int = CHUNK,
+def catch_up(*, using: str | None = None, chunk: int = CHUNK_ENTRIES,
              progress: Callable[[int], None] | None = None) -> int:
     """Write the search texts of the queued users, a chunk a transaction, until the queue is empty;
-    returns how many queue entries were taken. Two catch-ups at once take turns (the lock)."""
+    returns how many queued users it took. Two catch-ups at once take turns (the lock)."""
     alias = using or CognitoUser.objects.db
     if not enabled(alias):
         return 0
@@ -85,13 +88,14 @@ def catch_up(*, using: str | None = None, chunk: int = CHUNK,
             cursor.execute(
                 f"WITH taken AS (DELETE FROM {BACKLOG_TABLE} WHERE id IN ("  # noqa: S608
                 f"  SELECT id FROM {BACKLOG_TABLE} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-                f") RETURNING pool_id, username), "
+                f") RETURNING pool_id, usernames), "
                 f"written AS (INSERT INTO {SEARCH_TABLE} (user_id, text) "
-                f"  SELECT u.id, directory_user_search_text(u.attributes) FROM {USER_TABLE} u "
-                f"  WHERE (u.pool_id, u.username) IN (SELECT pool_id, username FROM taken) "
+                f"  SELECT DISTINCT ON (u.id) u.id, directory_user_search_text(u.attributes) "
+                f"  FROM taken CROSS JOIN LATERAL jsonb_array_elements_text(taken.usernames) AS queued (username) "
+                f"  JOIN {USER_TABLE} u ON u.pool_id = taken.pool_id AND u.username = queued.username "
                 f"  ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text "
                 f"  WHERE {SEARCH_TABLE}.text IS DISTINCT FROM EXCLUDED.text RETURNING 1) "
-                f"SELECT (SELECT count(*) FROM taken)",
+                f"SELECT (SELECT coalesce(sum(jsonb_array_length(usernames)), 0) FROM taken)",
                 [chunk],
             )
             taken = cursor.fetchone()[0]
@@ -103,11 +107,13 @@ def catch_up(*, using: str | None = None, chunk: int = CHUNK,
 
 
 def backlog_size(*, using: str | None = None) -> int:
-    """Queued users (entries, a user may be queued twice); 0 where the search keeps no texts."""
+    """Queued users (a user may be queued twice); 0 where the search keeps no texts."""
     alias = using or CognitoUser.objects.db
     if not enabled(alias):
         return 0
-    return SearchBacklog.objects.using(alias).count()
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"SELECT coalesce(sum(jsonb_array_length(usernames)), 0) FROM {BACKLOG_TABLE}")  # noqa: S608
+        return int(cursor.fetchone()[0])
 
 
 def catch_up_quietly() -> None:

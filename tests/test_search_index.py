@@ -109,7 +109,7 @@ def test_a_pull_queues_its_users_and_the_search_finds_them_before_and_after_the_
     # The pull alone (its batches on the writer thread): every user queued, no text written yet.
     run = pull_pool(pool=pool, gateway=Pages(users))
     assert run.created == 5, run.error
-    assert SearchBacklog.objects.count() == 5
+    assert search_index.backlog_size() == 5
     assert UserSearchText.objects.count() == 0
     # Queued users are checked directly: nothing the mirror holds is missed meanwhile.
     assert found(admin_client, pool, "custom:team__eq__team 3") == ["u3"]
@@ -137,7 +137,7 @@ def test_a_pull_queues_its_users_and_the_search_finds_them_before_and_after_the_
 def test_a_catch_up_waits_for_a_write_in_flight_and_keeps_the_newer_text():
     pool = UserPoolFactory()
     user = CognitoUserFactory(pool=pool, username="eve", attributes={"custom:team": "old"})
-    SearchBacklog.objects.create(pool_id=pool.pk, username=user.username)  # as a pull would have left it
+    SearchBacklog.objects.create(pool_id=pool.pk, usernames=[user.username])  # as a pull would have left it
     writing, caught_up = threading.Event(), threading.Event()
     outcome: dict[str, object] = {}
 
@@ -168,7 +168,7 @@ def test_a_failed_catch_up_leaves_the_queue_for_the_next(monkeypatch, caplog):
     pool = UserPoolFactory()
     user = CognitoUserFactory(pool=pool, username="fay", attributes={"custom:team": "x"})
     UserSearchText.objects.filter(pk=user.pk).delete()
-    SearchBacklog.objects.create(pool_id=pool.pk, username=user.username)
+    SearchBacklog.objects.create(pool_id=pool.pk, usernames=[user.username])
     monkeypatch.setattr(search_index, "LOCK_KEY", "not a number")
     search_index.catch_up_quietly()
     assert "the catch-up failed" in caplog.text

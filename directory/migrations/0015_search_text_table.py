@@ -56,7 +56,9 @@ CREATE_SQL = (
     "ALTER TABLE directory_usersearch ADD CONSTRAINT directory_usersearch_user_cascade "
     "FOREIGN KEY (user_id) REFERENCES directory_cognitouser (id) ON DELETE CASCADE",
     "CREATE INDEX directory_usersearch_trgm ON directory_usersearch USING gin (text gin_trgm_ops)",
-    "INSERT INTO directory_searchbacklog (pool_id, username) SELECT pool_id, username FROM directory_cognitouser",
+    # Every user there is, in batches of up to 500 (a pull's batch).
+    "INSERT INTO directory_searchbacklog (pool_id, usernames) SELECT pool_id, jsonb_agg(username) "
+    "FROM directory_cognitouser GROUP BY pool_id, id / 500",
 )
 DROP_SQL = (
     "DROP TRIGGER IF EXISTS directory_user_search_insert ON directory_cognitouser",
@@ -94,7 +96,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('pool_id', models.BigIntegerField()),
-                ('username', models.CharField(max_length=128)),
+                ('usernames', models.JSONField(default=list)),
             ],
             options={
                 'verbose_name': 'search backlog entry',
