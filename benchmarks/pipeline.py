@@ -185,7 +185,7 @@ def main() -> None:
             if all("with_search" in r[case] for r in runs):
                 both = statistics.median(r[case]["with_search"] for r in runs)
                 ratio = ""
-                if "previous" in medians:
+                if name == "this" and "previous" in medians:
                     ratio = f"  {both / medians['previous'][case]:.2f}x the previous release"
                 print(f"    {'':9s} {both:9,.0f} users/s with the search texts' catch-up after the pull{ratio}")
     print("targets: first import >= 1.8x the previous release's; changed and unchanged no slower")

@@ -312,6 +312,8 @@ COGNITO_REGIONS = env.list(
 COGNITO_LOCAL_MODE = env.bool("COGNITO_LOCAL_MODE", default=False)
 # Users written per bulk statement during a pull.
 COGNITO_SYNC_BATCH_SIZE = env.int("COGNITO_SYNC_BATCH_SIZE", default=500)
+# Batches a pull writes at once on PostgreSQL, each on a writer thread with its own connection.
+COGNITO_SYNC_WRITERS = env.int("COGNITO_SYNC_WRITERS", default=2)
 # A pull lists users in partitions by `sub` prefix, several at once under the ListUsers budget:
 # "auto" (one listing under 2,000 users, 16 up to 500,000, 256 beyond), or a fixed 1, 16 or 256.
 COGNITO_SYNC_PARTITIONS = env("COGNITO_SYNC_PARTITIONS", default="auto")

@@ -17,11 +17,14 @@ import hashlib
 import json
 import logging
 import operator
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
+from django.conf import settings
 from django.db import IntegrityError, connections, models, transaction
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import set_json_loads
@@ -124,21 +127,28 @@ class BatchWriter:
     """Writes the user batches (upsert and audit events, one transaction each).
 
     On PostgreSQL outside a transaction (a worker's or command's pull, not a test's atomic
-    block) the writes run on a second thread with its own connection, one batch at a time:
-    while PostgreSQL indexes batch N the pull's thread maps and hashes batch N+1 (psycopg
-    waits without the GIL). Results (row ids for the removal bitmap, counts) are taken back
-    on the pull's thread; a failed write is raised there at the next batch or at the end.
-    Elsewhere each batch is written in place.
+    block) the writes run on writer threads, each with its own connection, up to `writers`
+    batches at once (COGNITO_SYNC_WRITERS): while PostgreSQL indexes batches N and N+1 on two
+    backends, the pull's thread maps and hashes batch N+2 (psycopg waits without the GIL). A
+    batch's users are written by no other batch in flight (a batch waits for one that holds any
+    of its users, `wait_for`), so the order in which they commit does not matter; the audit
+    chain's lock orders their events. Results (row ids for the removal bitmap, counts) are
+    taken back on the pull's thread in submission order; a failed write is raised there at the
+    next batch or at the end. Elsewhere each batch is written in place.
     """
 
-    def __init__(self, ctx: WriteContext, seen: SeenIds) -> None:
+    def __init__(self, ctx: WriteContext, seen: SeenIds, *, writers: int | None = None) -> None:
         self.ctx = ctx
         self.seen = seen
         connection = connections[CognitoUser.objects.db]
         threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pull-writer") if threaded else None
-        self._pending: tuple[Future[list[int]], int, int, Callback] | None = None
-        self._pending_names: frozenset[str] = frozenset()
+        count = max(1, writers if writers is not None else settings.COGNITO_SYNC_WRITERS)
+        # One single-thread executor per writer: each thread's connection is closed on that thread.
+        self._executors = (
+            [ThreadPoolExecutor(1, thread_name_prefix=f"pull-writer-{i}") for i in range(count)] if threaded else []
+        )
+        self._submitted = 0
+        self._pending: deque[_InFlight] = deque()
 
     def _write(self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]]) -> list[int]:
         queued = _search_queue_text(self.ctx.pool, rows)
@@ -148,7 +158,7 @@ class BatchWriter:
         return ids
 
     def _write_text(self, new: str, changed: str, events: audit.AuditCopy, queued: str) -> list[int]:
-        # On the writer thread: nothing left but sending text and waiting for PostgreSQL
+        # On a writer thread: nothing left but sending text and waiting for PostgreSQL
         # (psycopg releases the GIL while it waits), so the pull's thread keeps mapping.
         with transaction.atomic(using=CognitoUser.objects.db), _search_deferred(queued):
             ids = _write_user_text(new, changed)
@@ -173,33 +183,43 @@ class BatchWriter:
         updated: int,
         on_commit: Callback = None,
     ) -> None:
-        """Write a batch (here, or on the writer thread); `on_commit` is called on the pull's
+        """Write a batch (here, or on a writer thread); `on_commit` is called on the pull's
         thread once the batch has committed."""
-        if self._executor is None:
+        if not self._executors:
             self._done(self._write(rows, events), created, updated, on_commit)
             return
-        # The COPY text is built here, on the pull's thread, before the batch in flight is
+        # The COPY text is built here, on the pull's thread, before a batch in flight is
         # waited for: the writer thread then only sends it, and PostgreSQL is kept busy.
         new, changed = _user_copy_text(self.ctx.pool, rows)
         text = self.ctx.events_text(events)
         queued = _search_queue_text(self.ctx.pool, rows)
-        self.wait()
-        self._pending = (
-            self._executor.submit(self._write_text, new, changed, text, queued), created, updated, on_commit
-        )
-        self._pending_names = frozenset(fields["username"] for fields, *_ in rows)
+        while len(self._pending) >= len(self._executors):
+            self._take_oldest()
+        executor = self._executors[self._submitted % len(self._executors)]
+        self._submitted += 1
+        future = executor.submit(self._write_text, new, changed, text, queued)
+        names = frozenset(fields["username"] for fields, *_ in rows)
+        self._pending.append(_InFlight(future, created, updated, on_commit, names))
+
+    def _take_oldest(self) -> None:
+        batch = self._pending.popleft()
+        self._done(batch.future.result(), batch.created, batch.updated, batch.on_commit)
 
     def wait(self) -> None:
-        """Apply the result of the batch in flight (raising its error), if any."""
-        pending, self._pending, self._pending_names = self._pending, None, frozenset()
-        if pending is not None:
-            future, created, updated, on_commit = pending
-            self._done(future.result(), created, updated, on_commit)
+        """Apply the results of the batches in flight (raising the first error), if any."""
+        while self._pending:
+            self._take_oldest()
 
     def wait_for(self, usernames: Iterable[str]) -> None:
-        """Wait for the batch in flight if it writes any of these users (so a SELECT sees it)."""
-        if self._pending_names and not self._pending_names.isdisjoint(usernames):
-            self.wait()
+        """Wait for the batches in flight up to the last that writes any of these users (so a
+        SELECT sees it, and no two batches in flight write the same user)."""
+        names = usernames if isinstance(usernames, set | frozenset | dict) else set(usernames)
+        last = -1
+        for i, batch in enumerate(self._pending):
+            if not batch.names.isdisjoint(names):
+                last = i
+        for _ in range(last + 1):
+            self._take_oldest()
 
     def _progress_after_failure(self, created: int, updated: int, on_commit: Callback) -> None:
         try:
@@ -215,21 +235,39 @@ class BatchWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        if self._executor is None:
+        if not self._executors:
             return
         try:
             if exc_type is None:
                 self.wait()
-            elif self._pending is not None:
-                # The pull already failed: let the batch in flight end (commit or roll back), keep the
-                # first error, and record the progress of a batch that committed.
-                future, created, updated, on_commit = self._pending
-                self._pending = None
-                if future.exception() is None:
-                    self._progress_after_failure(created, updated, on_commit)
+            else:
+                # The pull already failed: let the batches in flight end (commit or roll back), keep
+                # the first error, and record the progress of those that committed.
+                pending, self._pending = self._pending, deque()
+                for batch in pending:
+                    if batch.future.exception() is None:
+                        self._progress_after_failure(batch.created, batch.updated, batch.on_commit)
         finally:
-            self._executor.submit(_close_thread_connection).result()
-            self._executor.shutdown()
+            # A write failed while the others were being waited for: let them end too, and record
+            # the progress of those that committed.
+            pending, self._pending = self._pending, deque()
+            for batch in pending:
+                if batch.future.exception() is None:
+                    self._progress_after_failure(batch.created, batch.updated, batch.on_commit)
+            for executor in self._executors:
+                executor.submit(_close_thread_connection).result()
+                executor.shutdown()
+
+
+@dataclass
+class _InFlight:
+    """A batch on a writer thread: its result, what to credit once it commits, its users."""
+
+    future: Future[list[int]]
+    created: int
+    updated: int
+    on_commit: Callback
+    names: frozenset[str]
 
 
 def _search_queue_text(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]]) -> str:
