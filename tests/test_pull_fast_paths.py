@@ -234,3 +234,65 @@ def test_gateway_parses_cognito_datetimes_in_utc(cognito):
     assert record["UserCreateDate"].tzinfo is dt.UTC and record["UserLastModifiedDate"].tzinfo is dt.UTC
     fields = user_fields(record)
     assert fields["remote_created_at"] is record["UserCreateDate"]  # nothing left to convert
+
+
+def _numbered(i: int, *, team: str = "a") -> dict:
+    moment = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    return {
+        "Username": f"user{i:04d}",
+        "Attributes": [{"Name": "sub", "Value": f"sub-{i}"}, {"Name": "custom:team", "Value": team}],
+        "Enabled": True,
+        "UserStatus": "CONFIRMED",
+        "UserCreateDate": moment,
+        "UserLastModifiedDate": moment,
+    }
+
+
+class _PagedWithHook(_Pages):
+    """Pages of a few users each; `hook(page_number)` runs before a page is handed over."""
+
+    def __init__(self, pages, hook=None):
+        super().__init__([])
+        self.pages, self.hook = pages, hook
+
+    def list_users(self, pool_id, **kwargs):
+        for number, page in enumerate(self.pages):
+            if self.hook is not None:
+                self.hook(number)
+            yield page
+
+
+@pytest.mark.django_db(transaction=True)
+@on_postgresql
+def test_a_first_import_with_two_writers_in_flight_stores_each_user_once(settings):
+    # Batches of 50 on two writer threads; the pool is empty, so no batch looks its users up. A
+    # user Cognito lists twice (in pages far apart) and one an operator creates meanwhile both fail
+    # their batch's COPY, which then takes the upsert path: one row each, the pull succeeds.
+    settings.COGNITO_SYNC_BATCH_SIZE = 50
+    settings.COGNITO_SYNC_WRITERS = 2
+    pool = UserPool.objects.create(pool_id="us-east-1_two", region="us-east-1", name="two")
+    users = [_numbered(i) for i in range(600)]
+    pages = [users[i:i + 25] for i in range(0, 600, 25)]
+    pages[20] = [*pages[20], users[3]]  # listed again, twenty pages later
+
+    def operator_creates(number: int) -> None:
+        if number == 10:  # before the page that holds user0255 is handed over
+            CognitoUser.objects.create(pool=pool, username="user0255", email="", is_test_user=True)
+            connection.close()  # the listing thread's own connection
+
+    run = pull_pool(pool=pool, gateway=_PagedWithHook(pages, operator_creates))
+    assert run.status == "succeeded", run.error
+    stored = CognitoUser.objects.filter(pool=pool)
+    assert stored.count() == 600
+    assert set(stored.values_list("username", flat=True)) == {u["Username"] for u in users}
+    raced = stored.get(username="user0255")
+    assert raced.is_test_user is True and raced.attributes["custom:team"] == "a"  # updated, bookkeeping kept
+
+    # The next pull (not empty at start) finds every user unchanged, then a change and a removal.
+    assert pull_pool(pool=pool, gateway=_PagedWithHook([users[i:i + 25] for i in range(0, 600, 25)])).unchanged == 600
+    changed = [_numbered(i, team="b" if i == 7 else "a") for i in range(599)]
+    changed[7]["UserLastModifiedDate"] = dt.datetime(2024, 2, 1, tzinfo=dt.UTC)
+    run = pull_pool(pool=pool, gateway=_PagedWithHook([changed[i:i + 25] for i in range(0, 599, 25)]))
+    assert (run.updated, run.removed, run.unchanged) == (1, 1, 598), run.summary
+    assert stored.get(username="user0007").attributes["custom:team"] == "b"
+    assert not stored.filter(username="user0599").exists()

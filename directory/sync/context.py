@@ -48,6 +48,9 @@ class PullContext:
     threads: int = 16
     # A pool's first pull: no `created` / `group_added` event per object, one `imported` per kind.
     baseline: bool = False
+    # The pool held no user when this pull's fresh listing began (its own process only: a helper
+    # or a resumed pull looks its users up).
+    empty_at_start: bool = False
     coordinator: bool = True
     owner: str = field(default_factory=partitions.owner_token)
     users: Counts = field(default_factory=Counts)

@@ -143,7 +143,7 @@ class UserListing:
         for pk in where.values():
             self.tallies[pk].seen += 1
         self.writer.wait_for(incoming)
-        existing = stored_hashes(ctx.pool, list(incoming))
+        existing = {} if ctx.empty_at_start else stored_hashes(ctx.pool, list(incoming))
         hashes: dict[str, str] = {}
         changed: list[int] = []
         for username, fields in incoming.items():
@@ -219,6 +219,9 @@ def pull_users(ctx: PullContext, *, then: PartitionRunner | None = None) -> None
         # Rows created after this point by someone else (an operator's new user) are not
         # candidates for removal: the listing may have passed their place already.
         run.user_horizon = max_id(CognitoUser.objects.filter(pool=ctx.pool))
+        # A pool with no users yet (a first import): no batch need look its users up. One that an
+        # operator creates meanwhile fails its batch's COPY, which then takes the upsert path.
+        ctx.empty_at_start = run.user_horizon == 0
         SyncRun.objects.using(settings.COGNITO_SYNC_PROGRESS_DB).filter(pk=run.pk).update(
             user_horizon=run.user_horizon
         )
