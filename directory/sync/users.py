@@ -143,11 +143,13 @@ class UserListing:
         for pk in where.values():
             self.tallies[pk].seen += 1
         self.writer.wait_for(incoming)
-        existing = {} if ctx.empty_at_start else stored_hashes(ctx.pool, list(incoming))
-        hashes: dict[str, str] = {}
+        lookup = None if ctx.empty_at_start else self.writer.read(stored_hashes, ctx.pool, list(incoming))
+        # Hashed while the lookup runs on the reader thread.
+        hashes = {username: user_hash(fields) for username, fields in incoming.items()}
+        existing = {} if lookup is None else lookup.result()
         changed: list[int] = []
-        for username, fields in incoming.items():
-            new_hash = hashes[username] = user_hash(fields)
+        for username in incoming:
+            new_hash = hashes[username]
             known = existing.get(username)
             if known is None:
                 continue

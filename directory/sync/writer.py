@@ -149,6 +149,17 @@ class BatchWriter:
         )
         self._submitted = 0
         self._pending: deque[_InFlight] = deque()
+        # The batches' reads (their stored hashes) run here while the pull's thread hashes the batch.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="pull-reader") if threaded else None
+
+    def read(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run a read of the user table on the reader thread (its own connection), or here when the
+        writes are made in place (then the caller's transaction sees them)."""
+        if self._reader is not None:
+            return self._reader.submit(fn, *args)
+        done: Future[Any] = Future()
+        done.set_result(fn(*args))
+        return done
 
     def _write(self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]]) -> list[int]:
         queued = _search_queue_text(self.ctx.pool, rows)
@@ -254,7 +265,7 @@ class BatchWriter:
             for batch in pending:
                 if batch.future.exception() is None:
                     self._progress_after_failure(batch.created, batch.updated, batch.on_commit)
-            for executor in self._executors:
+            for executor in [*self._executors, *([self._reader] if self._reader is not None else [])]:
                 executor.submit(_close_thread_connection).result()
                 executor.shutdown()
 
