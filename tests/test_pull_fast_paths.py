@@ -296,3 +296,32 @@ def test_a_first_import_with_two_writers_in_flight_stores_each_user_once(setting
     assert (run.updated, run.removed, run.unchanged) == (1, 1, 598), run.summary
     assert stored.get(username="user0007").attributes["custom:team"] == "b"
     assert not stored.filter(username="user0599").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_of_mostly_changed_users_read_their_rows_with_their_hashes(settings):
+    # After a batch whose users mostly changed, the next batch reads its rows with its hashes
+    # (`stored_rows`): the same updates and the same audit before-values as the two-query path.
+    settings.COGNITO_SYNC_BATCH_SIZE = 50
+    pool = UserPool.objects.create(
+        pool_id="us-east-1_most", region="us-east-1", name="most", last_synced_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    )
+    users = [_numbered(i) for i in range(200)]
+    assert pull_pool(pool=pool, gateway=_PagedWithHook([users[i:i + 25] for i in range(0, 200, 25)])).created == 200
+    later = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    # Every user but each tenth changed: every batch is mostly changed.
+    changed = [_numbered(i, team="a" if i % 10 == 0 else f"t{i}") for i in range(200)]
+    for record in changed:
+        if record["Attributes"][1]["Value"] != "a":
+            record["UserLastModifiedDate"] = later
+    run = pull_pool(pool=pool, gateway=_PagedWithHook([changed[i:i + 25] for i in range(0, 200, 25)]))
+    assert (run.updated, run.unchanged) == (180, 20), run.summary
+    events = {e.object_id: e.changes for e in AuditEvent.objects.filter(pool_id=pool.pool_id, action="updated")}
+    assert len(events) == 180
+    assert events["user0123"] == {
+        "attributes.custom:team": ["a", "t123"],
+        "remote_modified_at": ["2024-01-01T00:00:00+00:00", "2024-03-01T00:00:00+00:00"],
+    }
+    assert "user0120" not in events
+    stored = dict(CognitoUser.objects.filter(pool=pool).values_list("username", "attributes"))
+    assert stored["user0199"]["custom:team"] == "t199" and stored["user0190"]["custom:team"] == "a"

@@ -35,7 +35,7 @@ from . import partitions
 from .context import PullContext
 from .partitions import IdBitmap, Tally
 from .runner import PartitionRunner, run_partitions, run_to_the_end
-from .writer import BatchWriter, current_rows, stored_hashes
+from .writer import BatchWriter, current_rows, stored_hashes, stored_rows
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ class UserListing:
         self.in_batch: Counter[int] = Counter()
         self.seen: dict[int, IdBitmap] = {}
         self.tallies: dict[int, Tally] = ctx.tallies[self.kind]
+        # Whether most users of the last batch had changed (the next batch then reads its rows at once).
+        self.mostly_changed = False
 
     def pages(self, partition: SyncPartition) -> Iterator[list[dict[str, Any]]]:
         return self.ctx.gateway.list_users(self.ctx.pool.pool_id, filter=partitions.user_filter(partition.key))
@@ -143,10 +145,17 @@ class UserListing:
         for pk in where.values():
             self.tallies[pk].seen += 1
         self.writer.wait_for(incoming)
-        lookup = None if ctx.empty_at_start else self.writer.read(stored_hashes, ctx.pool, list(incoming))
+        # After a batch of mostly changed users, the next one's rows are read with its hashes.
+        read_rows = self.mostly_changed
+        lookup = None
+        if not ctx.empty_at_start:
+            lookup = self.writer.read(stored_rows if read_rows else stored_hashes, ctx.pool, list(incoming))
         # Hashed while the lookup runs on the reader thread.
         hashes = {username: user_hash(fields) for username, fields in incoming.items()}
-        existing = {} if lookup is None else lookup.result()
+        existing: dict[str, tuple[int, str]] = {}
+        read: dict[str, dict[str, Any]] = {}
+        if lookup is not None:
+            existing, read = lookup.result() if read_rows else (lookup.result(), {})
         changed: list[int] = []
         for username in incoming:
             new_hash = hashes[username]
@@ -162,7 +171,8 @@ class UserListing:
             else:
                 changed.append(known[0])
         # Only the changed rows are read in full (as plain dicts), for the audit's before values.
-        stored_rows = current_rows(changed) if changed else {}
+        self.mostly_changed = len(changed) > len(incoming) // 2
+        changed_rows = read if read_rows else (current_rows(changed) if changed else {})
         keep = ctx.protected_users
         rows: list[tuple[dict[str, Any], str, bool]] = []
         events: list[dict[str, Any]] = []
@@ -176,8 +186,8 @@ class UserListing:
                 if not ctx.baseline:  # a first pull's users are its baseline: one `imported` event
                     events.append(_user_event(audit.Action.CREATED, username, fields, user_created_changes(fields)))
                 continue
-            current = stored_rows.get(username)
-            if current is None:
+            current = changed_rows.get(username)
+            if current is None or known[1] == hashes[username]:
                 continue  # unchanged (or removed by someone else since the SELECT: the next pull sees it)
             if username in keep:
                 fields = keep_local(fields, current, keep[username])
