@@ -217,14 +217,13 @@ class CognitoUser(models.Model):
         ]
         constraints = [models.UniqueConstraint(fields=["pool", "username"], name="directory_user_unique_per_pool")]
         # Every index here is paid for by each user a pull writes; each serves an admin
-        # query at a million rows (benchmarks/admin_1m.py) and none repeats another.
+        # query at a million rows (benchmarks/admin_1m.py) and none repeats another. An exact
+        # sub or phone number is found through `attributes` (PostgreSQL's GIN jsonb_path_ops
+        # index of migration 0010, `selectors.attribute_equals`), not an index of its own.
         indexes = [
-            # Exact phone search (E.164), in any pool.
-            models.Index(fields=["phone_number"], name="directory_user_phone_any"),
             # Status first, then the changelist's order: a status filter reads its page in
             # index order instead of sorting every match (also serves pool + status).
             models.Index(fields=["status", "pool", "username"], name="directory_user_status_list"),
-            models.Index(fields=["sub"], name="directory_user_sub"),
             # LIKE 'prefix%' can use these on PostgreSQL whatever the collation (ignored on SQLite);
             # the pattern operator classes serve exact matches (e-mail =) as well.
             models.Index(fields=["email"], name="directory_user_email_prefix", opclasses=["varchar_pattern_ops"]),

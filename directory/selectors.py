@@ -341,6 +341,13 @@ def _criterion_q(criterion: AttributeCriterion, vendor: str) -> Q:
     return Q(id__in=_text_candidates(narrow)) & Q(_ILike(attribute, exact))
 
 
+def attribute_equals(name: str, value: str, *, using: str | None = None) -> Q:
+    """Users whose attribute `name` is exactly `value` (on PostgreSQL through the GIN
+    jsonb_path_ops index, which serves any attribute: `sub` and `phone_number` have no other)."""
+    vendor = connections[using or CognitoUser.objects.db].vendor
+    return _criterion_q(AttributeCriterion(name, "eq", value), vendor)
+
+
 def users_matching_attributes(
     queryset: QuerySet[CognitoUser], criteria: list[AttributeCriterion]
 ) -> QuerySet[CognitoUser]:

@@ -204,7 +204,8 @@ def analyzed_pool(transactional_db):
     pool = UserPoolFactory(name="big")
     CognitoUser.objects.bulk_create(
         CognitoUser(pool=pool, username=f"user{i}", sub=f"sub-{i}", email=f"user{i}@example.com",
-                    attributes={"email": f"user{i}@example.com", "custom:tier": "gold" if i % 1000 == 7 else "basic",
+                    attributes={"sub": f"sub-{i}",
+                                "email": f"user{i}@example.com", "custom:tier": "gold" if i % 1000 == 7 else "basic",
                                 "custom:company": f"Company {i}"})
         for i in range(5000)
     )
@@ -221,6 +222,8 @@ def analyzed_pool(transactional_db):
     [
         (["custom:tier__eq__gold"], "directory_user_attrs_path"),
         (["email__eq__user1234@example.com"], "directory_user_attrs_path"),
+        # The admin's search box finds an exact sub or phone number the same way (no index of their own).
+        (["sub__eq__sub-1234"], "directory_user_attrs_path"),
         (["custom:company__sw__company 1234"], "directory_usersearch_trgm"),
         (["custom:company__co__pany 1234"], "directory_usersearch_trgm"),
         (["email__sw__user1234@"], "directory_usersearch_trgm"),

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
-from .. import outbox
+from .. import outbox, selectors
 from ..models import AuditEvent, BulkJob, CognitoGroup, CognitoUser, PendingChange, UserPool, UserStatus
 from ..services import bulk as bulk_services
 from ..services import users as user_services
@@ -100,8 +100,9 @@ class CognitoUserAdmin(BackupActionsMixin, AttributeSearchMixin, MirrorAdmin):
 
         Django's default search is `icontains`, i.e. `UPPER(col) LIKE UPPER('%term%')`, which
         no B-tree index serves on PostgreSQL. Instead: a UUID is matched exactly against
-        `sub` (and `username`, which is the sub in pools that sign in by e-mail); a term
-        starting with "+" exactly against `phone_number` (Cognito keeps E.164); anything else
+        the `sub` attribute (and `username`, which is the sub in pools that sign in by e-mail); a
+        term starting with "+" exactly against the `phone_number` attribute (Cognito keeps E.164;
+        both through `attributes`' GIN index on PostgreSQL); anything else
         is a case-sensitive PREFIX of `username`/`email` (`LIKE 'term%'`, which a
         B-tree index with text_pattern_ops or a C collation serves) — e-mails are also tried
         lower-cased — and, for plain text without "@", a case-insensitive prefix of `name`
@@ -113,9 +114,9 @@ class CognitoUserAdmin(BackupActionsMixin, AttributeSearchMixin, MirrorAdmin):
         if not term:
             return queryset, False
         if UUID_RE.match(term):
-            query = Q(sub=term.lower()) | Q(username=term)
+            query = selectors.attribute_equals("sub", term.lower(), using=queryset.db) | Q(username=term)
         elif term.startswith("+"):
-            query = Q(phone_number="+" + re.sub(r"\D", "", term))
+            query = selectors.attribute_equals("phone_number", "+" + re.sub(r"\D", "", term), using=queryset.db)
         else:
             query = Q(username__startswith=term) | Q(email__startswith=term)
             if term.lower() != term:

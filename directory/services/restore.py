@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .. import audit
+from .. import audit, selectors
 from ..gateway import CognitoError, CognitoGateway, CognitoThrottled, CognitoUnavailable
 from ..mapping import group_fields, user_created_changes, user_fields, user_hash
 from ..models import BackupChunk, BulkJob, CognitoGroup, CognitoUser, GroupMembership, UserPool
@@ -246,7 +246,9 @@ def _existing(pool: UserPool, user: dict[str, Any], username: str) -> CognitoUse
     if "email" in (pool.username_attributes or ()) and user["attributes"].get("email"):
         return users.filter(email=user["attributes"]["email"]).first()
     if "phone_number" in (pool.username_attributes or ()) and user["attributes"].get("phone_number"):
-        return users.filter(phone_number=user["attributes"]["phone_number"]).first()
+        return users.filter(
+            selectors.attribute_equals("phone_number", user["attributes"]["phone_number"], using=users.db)
+        ).first()
     return users.filter(username=username).first()
 
 
