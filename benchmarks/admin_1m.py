@@ -57,7 +57,9 @@ def populate(n: int, *, extra_attributes: str = "") -> None:
                         WHEN i %% 10 = 0 THEN 'FORCE_CHANGE_PASSWORD' ELSE 'CONFIRMED' END,
                    i %% 50 <> 0,
                    jsonb_build_object('sub', md5(i::text)::uuid::text, 'email', 'user' || i || '@example.com'
-                                      {extra}),
+                                      {extra})
+                   || CASE WHEN i %% 3 = 0 THEN jsonb_build_object('phone_number', '+1555' || lpad(i::text, 7, '0'))
+                           ELSE '{}'::jsonb END,
                    '[]'::jsonb,
                    now() - i * interval '1 second',
                    now(),

@@ -28,13 +28,14 @@ SECRET_KEYS = frozenset(
 )
 
 # Attributes mirrored as typed columns on CognitoUser (the rest live in `attributes` only).
+# The attributes a user row keeps in columns of their own too (`user_fields_and_nul` spells them
+# out, with email_verified and phone_number_verified as booleans).
 USER_TYPED_ATTRIBUTES = {
     "sub": "sub",
     "email": "email",
     "phone_number": "phone_number",
     "name": "name",
 }
-_BOOL_ATTRIBUTES = {"email_verified": "email_verified", "phone_number_verified": "phone_number_verified"}
 
 
 _SCALARS = frozenset({str, bool, int, float, type(None)})
@@ -284,21 +285,43 @@ def attributes_dict(items: Iterable[Mapping[str, str]] | None) -> dict[str, str]
 def user_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     """Model fields of a CognitoUser from a ListUsers (`Attributes`) or AdminGetUser
     (`UserAttributes`) record."""
-    attributes = attributes_dict(record.get("Attributes", record.get("UserAttributes")))
+    return user_fields_and_nul(record)[0]
+
+
+def user_fields_and_nul(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """`user_fields(record)`, and whether an attribute value held a NUL (`holds_nul`), in one pass:
+    a pull maps every user it lists."""
+    items = record.get("Attributes", record.get("UserAttributes")) or ()
+    attributes = {a["Name"]: a.get("Value", "") for a in items}
+    # Values are strings from botocore; a None (or another type) takes the general checks.
+    nul = False
+    try:
+        nul = NUL in "".join(attributes.values())
+    except TypeError:
+        nul = holds_nul(record)
+    if nul:
+        attributes = attributes_dict(items)
+    mfa = record.get("MFAOptions")
+    created, modified = record.get("UserCreateDate"), record.get("UserLastModifiedDate")
+    get = attributes.get
     fields: dict[str, Any] = {
         "username": record["Username"],
         "status": record.get("UserStatus") or "UNKNOWN",
         "enabled": bool(record.get("Enabled", True)),
         "attributes": attributes,
-        "mfa_options": jsonable(record.get("MFAOptions") or []),
-        "remote_created_at": to_datetime(record.get("UserCreateDate")),
-        "remote_modified_at": to_datetime(record.get("UserLastModifiedDate")),
+        "mfa_options": jsonable(mfa) if mfa else [],
+        "remote_created_at": created if type(created) is dt.datetime and created.tzinfo is dt.UTC
+        else to_datetime(created),
+        "remote_modified_at": modified if type(modified) is dt.datetime and modified.tzinfo is dt.UTC
+        else to_datetime(modified),
+        "sub": get("sub", ""),
+        "email": get("email", ""),
+        "phone_number": get("phone_number", ""),
+        "name": get("name", ""),
+        "email_verified": _truthy(get("email_verified", "false")),
+        "phone_number_verified": _truthy(get("phone_number_verified", "false")),
     }
-    for attr, field in USER_TYPED_ATTRIBUTES.items():
-        fields[field] = attributes.get(attr, "")
-    for attr, field in _BOOL_ATTRIBUTES.items():
-        fields[field] = _truthy(attributes.get(attr, "false"))
-    return fields
+    return fields, nul
 
 
 def _iso(value: dt.datetime) -> str:
@@ -319,8 +342,9 @@ def user_hash(fields: Mapping[str, Any]) -> str:
     stored before). Anything else (another zone, a value orjson refuses) takes the
     general path.
     """
-    if all(
-        fields.get(key) is None or getattr(fields[key], "tzinfo", None) is dt.UTC for key in _USER_DATETIMES
+    created, modified = fields.get("remote_created_at"), fields.get("remote_modified_at")
+    if (created is None or getattr(created, "tzinfo", None) is dt.UTC) and (
+        modified is None or getattr(modified, "tzinfo", None) is dt.UTC
     ):
         try:
             return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -15,14 +15,17 @@ from hypothesis import strategies as st
 
 from directory import audit, pgcopy
 from directory.mapping import (
+    attributes_dict,
     content_hash,
     created_changes,
     diff,
+    holds_nul,
     jsonable,
     to_datetime,
     user_created_changes,
     user_diff,
     user_fields,
+    user_fields_and_nul,
     user_hash,
 )
 from directory.models import AuditEvent, CognitoUser, UserPool
@@ -325,3 +328,16 @@ def test_batches_of_mostly_changed_users_read_their_rows_with_their_hashes(setti
     assert "user0120" not in events
     stored = dict(CognitoUser.objects.filter(pool=pool).values_list("username", "attributes"))
     assert stored["user0199"]["custom:team"] == "t199" and stored["user0190"]["custom:team"] == "a"
+
+
+@given(st.lists(st.tuples(st.sampled_from(["sub", "email", "name", "custom:x", "phone_number", "email_verified"]),
+                          st.text(max_size=8)), max_size=6))
+def test_user_fields_and_nul_maps_as_the_general_path(pairs):
+    # NUL characters included: the one-pass mapping gives the general path's fields and flag.
+    record = {"Username": "u", "Attributes": [{"Name": n, "Value": v} for n, v in pairs]}
+    fields, nul = user_fields_and_nul(record)
+    assert nul == holds_nul(record)
+    assert fields["attributes"] == attributes_dict(record["Attributes"])
+    assert all("\x00" not in v for v in fields["attributes"].values())
+    assert fields["email_verified"] == (fields["attributes"].get("email_verified", "false").lower() == "true")
+    assert fields["sub"] == fields["attributes"].get("sub", "")

@@ -23,11 +23,10 @@ from .. import audit, outbox
 from ..mapping import (
     USER_FIELDS,
     diff,
-    holds_nul,
     model_values,
     user_created_changes,
     user_diff,
-    user_fields,
+    user_fields_and_nul,
     user_hash,
 )
 from ..models import CognitoUser, PendingChange, SyncPartition, SyncRun, UserPool
@@ -133,8 +132,8 @@ class UserListing:
         incoming: dict[str, dict[str, Any]] = {}
         where: dict[str, int] = {}
         for pk, record in batch:
-            fields = user_fields(record)
-            if holds_nul(record):
+            fields, nul = user_fields_and_nul(record)
+            if nul:
                 # One such value used to fail the COPY of its whole batch, and so every later pull.
                 ctx.cleaned_users.append(fields["username"])
                 logger.warning("user %s of %s holds a NUL character: mirrored as U+FFFD", fields["username"],
