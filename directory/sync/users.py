@@ -34,7 +34,7 @@ from . import partitions
 from .context import PullContext
 from .partitions import IdBitmap, Tally
 from .runner import PartitionRunner, run_partitions, run_to_the_end
-from .writer import BatchWriter, current_rows, stored_hashes, stored_rows
+from .writer import BatchWriter, analyze_after_import, current_rows, stored_hashes, stored_rows
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +245,8 @@ def pull_users(ctx: PullContext, *, then: PartitionRunner | None = None) -> None
     extra = IdBitmap()  # rows the writer found raced in; above the horizon anyway, kept to be safe
     with BatchWriter(ctx, extra) as writer, PartitionRunner(ctx, UserListing(ctx, writer), spare=then) as runner:
         state = run_to_the_end(runner)
+    if ctx.empty_at_start:
+        analyze_after_import(ctx)
     if state.failed:
         failed = partitions.failures(run, Kind.USERS)
         names = ", ".join(partitions.user_filter(p.key) or "the whole pool" for p in failed)

@@ -49,6 +49,7 @@ class WriteContext(Protocol):
     batch_size: int
     users: UserCounts
     analyzed_at: int
+    empty_at_start: bool
 
     def write_events(self, events: list[dict[str, Any]]) -> None: ...
 
@@ -360,7 +361,20 @@ def _refresh_planner_statistics(ctx: WriteContext) -> None:
     connection = connections[CognitoUser.objects.db]
     if connection.vendor != "postgresql" or ctx.users.created < max(5_000, 2 * ctx.analyzed_at):
         return
+    if ctx.empty_at_start:
+        return  # no batch looks its users up: one ANALYZE once the listing is over (`analyze_after_import`)
     with connection.cursor() as cursor:
+        cursor.execute("SELECT directory_analyze_users()")
+    ctx.analyzed_at = ctx.users.created
+
+
+def analyze_after_import(ctx: WriteContext) -> None:
+    """After a first import into an empty pool (whose batches looked nothing up): one ANALYZE for
+    the next pulls' lookups and the search catch-up's, which would otherwise be planned as if the
+    table were as small as before."""
+    if connections[CognitoUser.objects.db].vendor != "postgresql" or ctx.users.created < 5_000:
+        return
+    with connections[CognitoUser.objects.db].cursor() as cursor:
         cursor.execute("SELECT directory_analyze_users()")
     ctx.analyzed_at = ctx.users.created
 
