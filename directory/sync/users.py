@@ -177,6 +177,7 @@ class UserListing:
         events: list[dict[str, Any]] = []
         created: Counter[int] = Counter()
         updated: Counter[int] = Counter()
+        changed_names: list[str] = []
         for username, fields in incoming.items():
             known = existing.get(username)
             if known is None:
@@ -191,6 +192,7 @@ class UserListing:
             if username in keep:
                 fields = keep_local(fields, current, keep[username])
             rows.append((fields, hashes[username], False))
+            changed_names.append(username)
             updated[where[username]] += 1
             changes = user_diff(current, fields)
             if changes:
@@ -204,7 +206,8 @@ class UserListing:
                     self.tallies[pk].updated += n
 
             self.writer.submit(
-                rows, events, created=created.total(), updated=updated.total(), on_commit=credit
+                rows, events, created=created.total(), updated=updated.total(), on_commit=credit,
+                ids={username: existing[username][0] for username in changed_names},
             )
 
 

@@ -18,7 +18,7 @@ import json
 import logging
 import operator
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -197,20 +197,22 @@ class BatchWriter:
         done.set_result(fn(*args))
         return done
 
-    def _write(self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]]) -> list[int]:
+    def _write(
+        self, rows: list[tuple[dict[str, Any], str, bool]], events: list[dict[str, Any]], ids: Mapping[str, int]
+    ) -> list[int]:
         queued = _search_queue_text(self.ctx.pool, rows)
         with transaction.atomic(using=CognitoUser.objects.db), _search_deferred(queued):
-            ids = upsert_users(self.ctx.pool, rows, batch_size=self.ctx.batch_size)
+            written = upsert_users(self.ctx.pool, rows, batch_size=self.ctx.batch_size, ids=ids)
             self.ctx.write_events(events)
-        return ids
+        return written
 
-    def _write_text(self, new: str, changed: str, events: audit.AuditCopy, queued: str) -> list[int]:
+    def _write_text(self, text: tuple[str, str, str], events: audit.AuditCopy, queued: str) -> list[int]:
         # On a writer thread: nothing left but sending text and waiting for PostgreSQL
         # (psycopg releases the GIL while it waits), so the pull's thread keeps mapping.
         with transaction.atomic(using=CognitoUser.objects.db), _search_deferred(queued):
-            ids = _write_user_text(new, changed)
+            written = _write_user_text(*text)
             audit.copy_write(events)
-        return ids
+        return written
 
     def _done(self, ids: list[int], created: int, updated: int, on_commit: Callback) -> None:
         for pk in ids:
@@ -229,22 +231,23 @@ class BatchWriter:
         created: int,
         updated: int,
         on_commit: Callback = None,
+        ids: Mapping[str, int] | None = None,
     ) -> None:
         """Write a batch (here, or on a writer thread); `on_commit` is called on the pull's
-        thread once the batch has committed."""
+        thread once the batch has committed. `ids`: the stored ids of its changed users."""
         if not self._executors:
-            self._done(self._write(rows, events), created, updated, on_commit)
+            self._done(self._write(rows, events, ids or {}), created, updated, on_commit)
             return
         # The COPY text is built here, on the pull's thread, before a batch in flight is
         # waited for: the writer thread then only sends it, and PostgreSQL is kept busy.
-        new, changed = _user_copy_text(self.ctx.pool, rows)
+        users_text = _user_copy_text(self.ctx.pool, rows, ids)
         text = self.ctx.events_text(events)
         queued = _search_queue_text(self.ctx.pool, rows)
         while len(self._pending) >= len(self._executors):
             self._take_oldest()
         executor = self._executors[self._submitted % len(self._executors)]
         self._submitted += 1
-        future = executor.submit(self._write_text, new, changed, text, queued)
+        future = executor.submit(self._write_text, users_text, text, queued)
         names = frozenset(fields["username"] for fields, *_ in rows)
         self._pending.append(_InFlight(future, created, updated, on_commit, names))
 
@@ -403,12 +406,20 @@ def _user_copy_layout() -> tuple[list[str], tuple[str, ...], tuple[str, ...], tu
     return columns, plain, as_json, tuple(f.get_default() for f in rest)
 
 
-def upsert_users(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], *, batch_size: int) -> list[int]:
+def upsert_users(
+    pool: UserPool,
+    rows: list[tuple[dict[str, Any], str, bool]],
+    *,
+    batch_size: int,
+    ids: Mapping[str, int] | None = None,
+) -> list[int]:
     """Insert new and update changed rows (mapped fields, content hash); the pks of the changed ones.
 
-    Each row is (fields, content hash, new?). A row an operator created meanwhile is
-    updated rather than failing the batch. The local bookkeeping columns (is_test_user,
-    test_user_expires_at) are not updated, so a pull never resets them. On PostgreSQL the
+    Each row is (fields, content hash, new?); `ids` holds the stored ids of changed rows by
+    username (their batch's lookup found them), which PostgreSQL then updates by primary key.
+    A row an operator created meanwhile is updated rather than failing the batch. The local
+    bookkeeping columns (is_test_user, test_user_expires_at) are not updated, so a pull never
+    resets them. On PostgreSQL the
     rows travel as COPY text (`_user_copy_text`, then `_write_user_text`); elsewhere by
     `bulk_create(update_conflicts=True)`.
     """
@@ -423,18 +434,23 @@ def upsert_users(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], *
             update_fields=_USER_UPDATE_FIELDS,
         )
         return [obj.pk for obj in objs if obj.pk is not None]
-    return _write_user_text(*_user_copy_text(pool, rows))
+    return _write_user_text(*_user_copy_text(pool, rows, ids))
 
 
-def _user_copy_text(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]]) -> tuple[str, str]:
-    """The COPY text of a batch's new rows and of its changed rows (PostgreSQL)."""
+def _user_copy_text(
+    pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]], ids: Mapping[str, int] | None = None
+) -> tuple[str, str, str]:
+    """The COPY text of a batch's new rows, of its changed rows whose id is not known (written by
+    upsert), and of those whose id is (`id` first, written by UPDATE) (PostgreSQL)."""
     _, plain, as_json, defaults = _user_copy_layout()
     get_plain = operator.itemgetter(*plain)
     field, text = pgcopy.field, pgcopy.text
     # The columns every row shares (pool, bookkeeping defaults), as COPY text once.
     tail = "\t" + "\t".join(field(value) for value in (pool.pk, *defaults)) + "\n"
     new: list[str] = []
-    changed: list[str] = []
+    upsert: list[str] = []
+    update: list[str] = []
+    known = ids or {}
     for fields, content, is_new in rows:
         line = (
             "\t".join(
@@ -442,29 +458,35 @@ def _user_copy_text(pool: UserPool, rows: list[tuple[dict[str, Any], str, bool]]
             )
             + f"\t{content}{tail}"
         )
-        (new if is_new else changed).append(line)
-    return "".join(new), "".join(changed)
+        if is_new:
+            new.append(line)
+        elif (pk := known.get(fields["username"])) is not None:
+            update.append(f"{pk}\t{line}")
+        else:
+            upsert.append(line)
+    return "".join(new), "".join(upsert), "".join(update)
 
 
-def _write_user_text(new: str, changed: str) -> list[int]:
+def _write_user_text(new: str, upsert: str, update: str = "") -> list[int]:
     """Write `_user_copy_text`'s rows; the pks of the changed ones (PostgreSQL).
 
-    New rows go by COPY straight into the table; changed ones into a temporary table and
-    on by INSERT … ON CONFLICT, so a row an operator created meanwhile is updated.
+    New rows go by COPY straight into the table; changed ones with a known id by COPY into a
+    temporary table and on by UPDATE … FROM on the primary key; the others into a temporary
+    table and on by INSERT … ON CONFLICT, so a row an operator created meanwhile is updated.
     """
     connection = connections[CognitoUser.objects.db]
     column_names, *_ = _user_copy_layout()
-    update = {CognitoUser._meta.get_field(name).column for name in _USER_UPDATE_FIELDS}
+    update_columns = sorted({CognitoUser._meta.get_field(name).column for name in _USER_UPDATE_FIELDS})
     quote = connection.ops.quote_name
     table = quote(CognitoUser._meta.db_table)
     columns = ", ".join(quote(c) for c in column_names)
     # Named after its columns: a connection kept across a migration never reuses a stale one.
     stage = "directory_pull_stage_" + hashlib.md5(columns.encode(), usedforsecurity=False).hexdigest()[:12]
 
-    def copy_text(target: str, payload: str) -> None:
+    def copy_text(target: str, payload: str, names: str = columns) -> None:
         # Django wraps execute()'s errors but not copy()'s: wrap them too (IntegrityError below).
         with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(
-            f"COPY {target} ({columns}) FROM STDIN"
+            f"COPY {target} ({names}) FROM STDIN"
         ) as copy:
             copy.write(payload)
 
@@ -472,26 +494,40 @@ def _write_user_text(new: str, changed: str) -> list[int]:
         # Users the batch's SELECT did not find go straight into the table (no staging, no
         # conflict arbitration). Their ids need not come back: they are above the pull's
         # removal horizon. One an operator created meanwhile fails the COPY (unique
-        # constraint) and the whole batch takes the upsert path instead.
+        # constraint) and the batch's new users take the upsert path instead.
         try:
             with transaction.atomic(using=connection.alias):
                 copy_text(table, new)
             new = ""
         except IntegrityError:
             pass
-    if not new and not changed:
-        return []
+    ids: list[int] = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
-            f"AS SELECT {columns} FROM {table} WITH NO DATA; TRUNCATE {stage}"
-        )
-        copy_text(stage, new + changed)
-        assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in sorted(update))
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
-            f"ON CONFLICT ({quote('pool_id')}, {quote('username')}) DO UPDATE SET {assignments} "
-            f"RETURNING {quote('id')}"
-        )
-        return [pk for (pk,) in cursor.fetchall()]
-
+        if update:
+            # By primary key: no speculative insertion, no arbitration on the unique index. A row
+            # removed meanwhile is not brought back (the next pull lists the user again).
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage}_id ON COMMIT DELETE ROWS "  # noqa: S608
+                f"AS SELECT {quote('id')}, {columns} FROM {table} WITH NO DATA; TRUNCATE {stage}_id"
+            )
+            copy_text(f"{stage}_id", update, f"{quote('id')}, {columns}")
+            assignments = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in update_columns)
+            cursor.execute(
+                f"UPDATE {table} AS t SET {assignments} FROM {stage}_id AS s "  # noqa: S608
+                f"WHERE t.{quote('id')} = s.{quote('id')} RETURNING t.{quote('id')}"
+            )
+            ids.extend(pk for (pk,) in cursor.fetchall())
+        if new or upsert:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
+                f"AS SELECT {columns} FROM {table} WITH NO DATA; TRUNCATE {stage}"
+            )
+            copy_text(stage, new + upsert)
+            assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in update_columns)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
+                f"ON CONFLICT ({quote('pool_id')}, {quote('username')}) DO UPDATE SET {assignments} "
+                f"RETURNING {quote('id')}"
+            )
+            ids.extend(pk for (pk,) in cursor.fetchall())
+    return ids
