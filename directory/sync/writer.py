@@ -1,12 +1,15 @@
 """The user table's bulk path for a pull: the batch reads, and the writes (PostgreSQL COPY).
 
-A batch of users is looked up with one SELECT of their content hashes (`stored_hashes`);
-only the changed rows are read in full (`current_rows`). New and changed rows are then
-written by `upsert_users`: on PostgreSQL as COPY text built by hand (`directory.pgcopy`),
-elsewhere by `bulk_create(update_conflicts=True)`. `BatchWriter` writes each batch with its
-audit events in one transaction; on PostgreSQL outside a transaction it does so on a
-second thread with its own connection, so the database writes one batch while the pull
-maps the next.
+A batch of users is looked up with one SELECT of their content hashes (`stored_hashes`), on a
+reader thread while the pull hashes the batch; only the changed rows are read in full
+(`current_rows`, or with the hashes, `stored_rows`, after a batch of mostly changed users). A
+first import into an empty pool looks nothing up. New and changed rows are then written by
+`upsert_users`: on PostgreSQL as COPY text built by hand (`directory.pgcopy`), new rows
+straight into the table, changed ones by primary key; elsewhere by
+`bulk_create(update_conflicts=True)`. `BatchWriter` writes each batch with its audit events
+and its search backlog entry in one transaction; on PostgreSQL outside a transaction it does so
+on writer threads with their own connections, up to COGNITO_SYNC_WRITERS batches at once, so
+the database writes while the pull maps the next batch.
 """
 
 from __future__ import annotations
