@@ -116,6 +116,12 @@ def backlog_size(*, using: str | None = None) -> int:
         return int(cursor.fetchone()[0])
 
 
+def queued(*, using: str | None = None) -> bool:
+    """Whether any user waits for its search text (one row read)."""
+    alias = using or CognitoUser.objects.db
+    return enabled(alias) and SearchBacklog.objects.using(alias).exists()
+
+
 def catch_up_quietly() -> None:
     """`catch_up` after a pull: a failure is logged, not raised (the queue stays for the next one,
     and the pull's own outcome stands)."""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Lookup, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Lookup, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncHour
@@ -18,7 +18,7 @@ from django.db.models.lookups import Exact, IContains, IStartsWith
 from django.utils import timezone
 
 from . import search_index
-from .models import AuditEvent, AuditVerification, CognitoUser, PendingChange, SyncRun, UserPool
+from .models import AuditEvent, AuditVerification, CognitoUser, PendingChange, SyncRun, UserPool, UserSearchText
 from .validation import MAX_ATTRIBUTE_LENGTH
 
 Action = AuditEvent.Action
@@ -310,18 +310,22 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _text_candidates(pattern: str) -> RawSQL:
-    """Ids of the users whose search text matches `pattern` (ILIKE: pg_trgm's GIN index serves it),
-    and of the users whose text a pull has queued and not yet written (`search_index`): those are
-    checked directly, so the search never misses a user the mirror holds."""
-    return RawSQL(  # noqa: S611 - constant table names; the pattern is a parameter
-        f"SELECT user_id FROM {search_index.SEARCH_TABLE} WHERE text ILIKE %s "  # noqa: S608
-        f"UNION ALL {search_index.QUEUED_IDS_SQL}",
-        [pattern],
-    )
+def _text_match(pattern: str, *, queued: bool) -> Q:
+    """Users whose search text matches `pattern` (ILIKE: pg_trgm's GIN index serves it) and, while
+    a pull's catch-up is pending (`queued`), every user whose text is queued (`search_index`):
+    those are checked directly, so the search misses no user the mirror holds.
+
+    EXISTS, not IN: PostgreSQL then chooses by the pattern's selectivity between reading the
+    texts' trigram index first (a rare value) and walking the list in its own order, looking each
+    user's text up by primary key until the page is full (a common one). With queued users the
+    condition is an OR, which leaves it the first way only: slower, and only until the catch-up."""
+    match = Q(Exists(UserSearchText.objects.filter(_ILike(F("text"), pattern), user_id=OuterRef("pk"))))
+    if queued:
+        match |= Q(id__in=RawSQL(search_index.QUEUED_IDS_SQL, []))  # noqa: S611 - constant SQL, no input
+    return match
 
 
-def _criterion_q(criterion: AttributeCriterion, vendor: str) -> Q:
+def _criterion_q(criterion: AttributeCriterion, vendor: str, *, queued: bool = False) -> Q:
     name, value = criterion.name, criterion.value
     attribute = KeyTextTransform(name, "attributes")
     if vendor != "postgresql":
@@ -338,7 +342,7 @@ def _criterion_q(criterion: AttributeCriterion, vendor: str) -> Q:
         exact = _like_escape(value) + "%"
     else:
         narrow = exact = "%" + _like_escape(value) + "%"
-    return Q(id__in=_text_candidates(narrow)) & Q(_ILike(attribute, exact))
+    return _text_match(narrow, queued=queued) & Q(_ILike(attribute, exact))
 
 
 def attribute_equals(name: str, value: str, *, using: str | None = None) -> Q:
@@ -354,8 +358,9 @@ def users_matching_attributes(
     """`queryset` narrowed to users whose attributes meet every criterion. Equality is exact; starts
     with and contains ignore case."""
     vendor = connections[queryset.db].vendor
+    queued = vendor == "postgresql" and search_index.queued(using=queryset.db)
     for criterion in criteria:
-        queryset = queryset.filter(_criterion_q(criterion, vendor))
+        queryset = queryset.filter(_criterion_q(criterion, vendor, queued=queued))
     return queryset
 
 
