@@ -122,6 +122,17 @@ def queued(*, using: str | None = None) -> bool:
     return enabled(alias) and SearchBacklog.objects.using(alias).exists()
 
 
+def estimated_texts(pattern: str, *, using: str | None = None) -> int:
+    """How many search texts PostgreSQL estimates `text ILIKE pattern` matches (pg_trgm's
+    statistics; one EXPLAIN, no scan)."""
+    with connections[using or CognitoUser.objects.db].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {SEARCH_TABLE} WHERE text ILIKE %s", [pattern])  # noqa: S608
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str | bytes):
+        plan = orjson.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 def catch_up_quietly() -> None:
     """`catch_up` after a pull: a failure is logged, not raised (the queue stays for the next one,
     and the pull's own outcome stands)."""

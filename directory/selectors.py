@@ -325,7 +325,15 @@ def _text_match(pattern: str, *, queued: bool) -> Q:
     return match
 
 
-def _criterion_q(criterion: AttributeCriterion, vendor: str, *, queued: bool = False) -> Q:
+# A starts-with or contains whose pattern PostgreSQL expects in more search texts than this is
+# checked on the users alone, in the list's own order (the page fills, and the capped count ends,
+# long before the matches would all be read through the trigram index and joined).
+COMMON_TEXT_MATCHES = 20_000
+
+
+def _criterion_q(
+    criterion: AttributeCriterion, vendor: str, *, queued: bool = False, using: str | None = None
+) -> Q:
     name, value = criterion.name, criterion.value
     attribute = KeyTextTransform(name, "attributes")
     if vendor != "postgresql":
@@ -342,6 +350,8 @@ def _criterion_q(criterion: AttributeCriterion, vendor: str, *, queued: bool = F
         exact = _like_escape(value) + "%"
     else:
         narrow = exact = "%" + _like_escape(value) + "%"
+    if search_index.estimated_texts(narrow, using=using) > COMMON_TEXT_MATCHES:
+        return Q(_ILike(attribute, exact))
     return _text_match(narrow, queued=queued) & Q(_ILike(attribute, exact))
 
 
@@ -360,7 +370,7 @@ def users_matching_attributes(
     vendor = connections[queryset.db].vendor
     queued = vendor == "postgresql" and search_index.queued(using=queryset.db)
     for criterion in criteria:
-        queryset = queryset.filter(_criterion_q(criterion, vendor, queued=queued))
+        queryset = queryset.filter(_criterion_q(criterion, vendor, queued=queued, using=queryset.db))
     return queryset
 
 

@@ -178,3 +178,24 @@ def test_a_failed_catch_up_leaves_the_queue_for_the_next(monkeypatch, caplog):
     assert search_index.catch_up() == 1
     assert time.monotonic() - started < 5
     assert text_of(user) == "\nx\n"
+
+
+def test_a_common_pattern_is_checked_on_the_users_alone(admin_client, db, monkeypatch):
+    # A pattern PostgreSQL expects in many texts skips the trigram index (the list's order serves
+    # it better): the same users are found, queued ones included, and the texts are not read.
+    from directory import selectors
+
+    pool = UserPoolFactory()
+    CognitoUserFactory(pool=pool, username="gil", attributes={"custom:team": "Rockets"})
+    queued = CognitoUserFactory(pool=pool, username="hal", attributes={"custom:team": "rocketry"})
+    UserSearchText.objects.filter(pk=queued.pk).delete()
+    SearchBacklog.objects.create(pool_id=pool.pk, usernames=["hal"])
+    monkeypatch.setattr(selectors, "COMMON_TEXT_MATCHES", -1)
+    assert found(admin_client, pool, "custom:team__co__rocket") == ["gil", "hal"]
+    criteria, _ = selectors.parse_attribute_criteria(["custom:team__co__rocket"])
+    plan = str(selectors.users_matching_attributes(CognitoUser.objects.filter(pool=pool), criteria).query)
+    assert "directory_usersearch" not in plan
+    monkeypatch.undo()
+    assert found(admin_client, pool, "custom:team__co__rocket") == ["gil", "hal"]
+    plan = str(selectors.users_matching_attributes(CognitoUser.objects.filter(pool=pool), criteria).query)
+    assert "directory_usersearch" in plan and "directory_searchbacklog" in plan
