@@ -118,3 +118,28 @@ def make_client(client, pool_id, *, secret: bool) -> dict:
         UserPoolId=pool_id, ClientName="server" if secret else "spa", GenerateSecret=secret,
         ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )["UserPoolClient"]
+
+
+class MemoryPages:
+    """A gateway answering a pull from memory: one page of `users`."""
+
+    def __init__(self, users, name: str = "memory"):
+        self.users, self.name = users, name
+
+    def describe_user_pool(self, pool_id):
+        return {"Id": pool_id, "Name": self.name}
+
+    def get_user_pool_mfa_config(self, pool_id):
+        return {"MfaConfiguration": "OFF"}
+
+    def list_user_pool_clients(self, pool_id):
+        return []
+
+    def list_groups(self, pool_id):
+        yield []
+
+    def list_users(self, pool_id, **kwargs):
+        yield self.users
+
+    def list_users_in_group(self, pool_id, group_name):
+        yield []

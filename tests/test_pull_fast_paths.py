@@ -32,6 +32,8 @@ from directory.models import AuditEvent, CognitoUser, UserPool
 from directory.sync.pull import pull_pool
 from directory.sync.writer import current_rows
 
+from .cognito_helpers import MemoryPages
+
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the COPY paths are PostgreSQL's; CI runs the suite on PostgreSQL"
 )
@@ -141,29 +143,7 @@ def test_copy_text_fields():
         pgcopy.field(1.5)
 
 
-class _Pages:
-    """A gateway answering a pull from memory."""
-
-    def __init__(self, users):
-        self.users = users
-
-    def describe_user_pool(self, pool_id):
-        return {"Id": pool_id, "Name": "fast"}
-
-    def get_user_pool_mfa_config(self, pool_id):
-        return {"MfaConfiguration": "OFF"}
-
-    def list_user_pool_clients(self, pool_id):
-        return []
-
-    def list_groups(self, pool_id):
-        yield []
-
-    def list_users(self, pool_id, **kwargs):
-        yield self.users
-
-    def list_users_in_group(self, pool_id, group_name):
-        yield []
+_Pages = MemoryPages
 
 
 HOSTILE = "tab\there, back\\slash, new\nline, cr\r, quote \" and 'single', Zoë 😀, \\N, \x01"

@@ -18,6 +18,7 @@ from directory.models import CognitoUser, SearchBacklog, UserPool, UserSearchTex
 from directory.sync.lease import sync_pool
 from directory.sync.pull import pull_pool
 
+from .cognito_helpers import MemoryPages
 from .conftest import IN_CI
 from .factories import CognitoUserFactory, UserPoolFactory
 
@@ -39,31 +40,6 @@ def record(username: str, team: str, *, when: dt.datetime = MOMENT) -> dict:
         "UserCreateDate": MOMENT,
         "UserLastModifiedDate": when,
     }
-
-
-class Pages:
-    """A gateway answering a pull from memory."""
-
-    def __init__(self, users):
-        self.users = users
-
-    def describe_user_pool(self, pool_id):
-        return {"Id": pool_id, "Name": "search"}
-
-    def get_user_pool_mfa_config(self, pool_id):
-        return {"MfaConfiguration": "OFF"}
-
-    def list_user_pool_clients(self, pool_id):
-        return []
-
-    def list_groups(self, pool_id):
-        yield []
-
-    def list_users(self, pool_id, **kwargs):
-        yield self.users
-
-    def list_users_in_group(self, pool_id, group_name):
-        yield []
 
 
 def text_of(user: CognitoUser) -> str | None:
@@ -107,7 +83,7 @@ def test_a_pull_queues_its_users_and_the_search_finds_them_before_and_after_the_
     users = [record(f"u{i}", f"team {i}") for i in range(5)]
 
     # The pull alone (its batches on the writer thread): every user queued, no text written yet.
-    run = pull_pool(pool=pool, gateway=Pages(users))
+    run = pull_pool(pool=pool, gateway=MemoryPages(users))
     assert run.created == 5, run.error
     assert search_index.backlog_size() == 5
     assert UserSearchText.objects.count() == 0
@@ -124,7 +100,7 @@ def test_a_pull_queues_its_users_and_the_search_finds_them_before_and_after_the_
     # A pull under the lease catches up itself: changed texts follow, a removed user's text goes.
     later = MOMENT + dt.timedelta(days=1)
     users = [record("u0", "team zero", when=later), *users[1:4]]
-    run = sync_pool(pool=pool, gateway=Pages(users))
+    run = sync_pool(pool=pool, gateway=MemoryPages(users))
     assert (run.updated, run.removed) == (1, 1), run.error
     assert search_index.backlog_size() == 0
     assert text_of(CognitoUser.objects.get(username="u0")) == "\nu0@x.test\nteam zero\n"
